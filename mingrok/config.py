@@ -88,7 +88,9 @@ class MinGrokConfig:
                 f"at most num_experts={self.num_experts}",
             )
         if self.ffn_size is not None and (
-            isinstance(self.ffn_size, bool) or not isinstance(self.ffn_size, int) or self.ffn_size < 1
+            isinstance(self.ffn_size, bool)
+            or not isinstance(self.ffn_size, int)
+            or self.ffn_size < 1
         ):
             _invalid("ffn_size", self.ffn_size, "a positive integer or None (Grok-1's rule)")
         if not self.widening_factor > 0:
@@ -122,8 +124,10 @@ class MinGrokConfig:
     @property
     def ffn_dim(self) -> int:
         """Expert hidden width F actually used."""
-        return self.ffn_size if self.ffn_size is not None else ffn_size(
-            self.d_model, self.widening_factor
+        return (
+            self.ffn_size
+            if self.ffn_size is not None
+            else ffn_size(self.d_model, self.widening_factor)
         )
 
     @property

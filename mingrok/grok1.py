@@ -1,0 +1,228 @@
+"""Load Grok-1's own parameters: its config field names, its Haiku parameter tree, its int8 weights.
+
+The official checkpoint is a Haiku tree ``{module_path: {param_name: array}}``. Its matrices are
+stored as ``[in, out]`` (``y = x @ W``), the transpose of ``torch.nn.Linear.weight``; the expert
+tensors keep their leading expert axis, which :class:`mingrok.moe.MoELayer` keeps too. Attention
+and expert matrices are int8 with per-block scales (``QuantizedWeight8bit``), see
+:func:`dequantize`. Reference: xai-org/grok-1 ``model.py``, ``checkpoint.py``, ``run.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import MinGrokConfig
+from .model import MinGrok
+
+# Defaults of grok-1's TransformerConfig / LanguageModelConfig for fields a config may omit.
+_GROK_DEFAULTS = {
+    "widening_factor": 4.0,
+    "attn_output_multiplier": 1.0,
+    "num_experts": -1,
+    "num_selected_experts": 1,
+    "embedding_multiplier_scale": 1.0,
+    "output_multiplier_scale": 1.0,
+    "sequence_len": 8192,
+}
+_GROK_ROPE_BASE = 10000.0  # hard-coded in grok-1's RotaryEmbedding
+_GROK_RMS_EPS = 1e-5  # grok-1's RMSNorm default
+
+
+def config_from_grok1(lm: Mapping[str, Any], model: Mapping[str, Any]) -> MinGrokConfig:
+    """A MinGrokConfig from grok-1's ``LanguageModelConfig`` (lm) and ``TransformerConfig`` (model)
+    field names, with grok-1's defaults for omitted fields."""
+
+    def get(source: Mapping[str, Any], name: str) -> Any:
+        if name in source:
+            return source[name]
+        if name in _GROK_DEFAULTS:
+            return _GROK_DEFAULTS[name]
+        raise ValueError(f"grok-1 config is missing the required field {name!r}")
+
+    key_size = get(model, "key_size")
+    value_size = model.get("value_size") or key_size
+    if value_size != key_size:
+        raise ValueError(
+            f"grok-1 config value_size={value_size!r} differs from key_size={key_size!r}; "
+            "minGrok (like every released Grok-1) needs value_size == key_size"
+        )
+    num_experts = get(model, "num_experts")
+    if num_experts < 1:
+        raise ValueError(
+            f"grok-1 config num_experts={num_experts!r}: a dense (non-MoE) grok-1 transformer "
+            "is not supported; it must be >= 1"
+        )
+    vocab_size = lm.get("vocab_size", model.get("vocab_size"))
+    if vocab_size is None:
+        raise ValueError("grok-1 config is missing the required field 'vocab_size'")
+    return MinGrokConfig(
+        vocab_size=vocab_size,
+        d_model=get(model, "emb_size"),
+        num_layers=get(model, "num_layers"),
+        num_q_heads=get(model, "num_q_heads"),
+        num_kv_heads=get(model, "num_kv_heads"),
+        head_dim=key_size,
+        widening_factor=float(get(model, "widening_factor")),
+        num_experts=num_experts,
+        num_experts_per_token=get(model, "num_selected_experts"),
+        max_seq_len=get(lm, "sequence_len"),
+        rope_base=_GROK_ROPE_BASE,
+        rms_norm_eps=_GROK_RMS_EPS,
+        attn_logit_multiplier=float(get(model, "attn_output_multiplier")),
+        attn_logit_softcap=30.0,
+        embedding_multiplier=float(get(lm, "embedding_multiplier_scale")),
+        output_multiplier=float(get(lm, "output_multiplier_scale")),
+    )
+
+
+def dequantize(weight: Any, scales: Any) -> torch.Tensor:
+    """Grok-1's int8 weight × scales → float32, with the scales grouped along the input axis.
+
+        W[..., i, n] = q[..., i, n] · s[..., ⌊i / (K/G)⌋, n]       q: [..., K, N], s: [..., G, N]
+
+    G = 1 gives one scale per output column; G = 8 matches an input axis sharded 8 ways (e.g.
+    ``moe/linear_1`` has scales [8, 8, 6144] for weights [8, 32768, 6144]).
+    """
+    q = torch.as_tensor(np.asarray(weight) if not isinstance(weight, torch.Tensor) else weight)
+    s = torch.as_tensor(np.asarray(scales) if not isinstance(scales, torch.Tensor) else scales)
+    if q.dim() < 2 or s.dim() != q.dim():
+        raise ValueError(
+            f"dequantize needs weight [..., K, N] and scales [..., G, N] of the same rank; got "
+            f"weight {tuple(q.shape)} and scales {tuple(s.shape)}"
+        )
+    *lead, k, n = q.shape
+    groups = s.shape[-2]
+    if s.shape[-1] != n or k % groups or list(s.shape[:-2]) not in (list(lead), [1] * len(lead)):
+        raise ValueError(
+            f"scales {tuple(s.shape)} do not fit weight {tuple(q.shape)}: expected [..., G, {n}] "
+            f"with G dividing {k}"
+        )
+    grouped = q.float().reshape(*lead, groups, k // groups, n)
+    return (grouped * s.float().unsqueeze(-2)).reshape(*lead, k, n)
+
+
+def flatten_haiku_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``{module: {name: array}}`` (Haiku) or an already flat ``{"module/name": array}`` dict →
+    flat; quantized weights (objects with ``.weight`` and ``.scales``) are dequantized."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            for name, array in value.items():
+                flat[f"{key}/{name}"] = array
+        else:
+            flat[key] = value
+    for key, value in flat.items():
+        if hasattr(value, "weight") and hasattr(value, "scales"):
+            flat[key] = dequantize(value.weight, value.scales)
+    return flat
+
+
+def _haiku_to_torch_names(config: MinGrokConfig) -> dict[str, tuple[str, bool]]:
+    """Haiku path → (state_dict name, whether to transpose [in, out] → [out, in])."""
+    names = {
+        "language_model/in_out_embed/embeddings": ("embed.weight", False),
+        "language_model/rms_norm/scale": ("final_norm.scale", False),
+    }
+    for i in range(config.num_layers):
+        haiku, torch_ = f"transformer/decoder_layer_{i}", f"layers.{i}"
+        names.update(
+            {
+                f"{haiku}/rms_norm/scale": (f"{torch_}.pre_attention_norm.scale", False),
+                f"{haiku}/rms_norm_1/scale": (f"{torch_}.post_attention_norm.scale", False),
+                f"{haiku}/rms_norm_2/scale": (f"{torch_}.pre_moe_norm.scale", False),
+                f"{haiku}/rms_norm_3/scale": (f"{torch_}.post_moe_norm.scale", False),
+                f"{haiku}/multi_head_attention/query/w": (f"{torch_}.attention.query.weight", True),
+                f"{haiku}/multi_head_attention/key/w": (f"{torch_}.attention.key.weight", True),
+                f"{haiku}/multi_head_attention/value/w": (f"{torch_}.attention.value.weight", True),
+                f"{haiku}/multi_head_attention/linear/w": (f"{torch_}.attention.out.weight", True),
+                f"{haiku}/router/w": (f"{torch_}.moe.router.linear.weight", True),
+                f"{haiku}/moe/linear/w": (f"{torch_}.moe.w_gate", False),
+                f"{haiku}/moe/linear_v/w": (f"{torch_}.moe.w_value", False),
+                f"{haiku}/moe/linear_1/w": (f"{torch_}.moe.w_out", False),
+            }
+        )
+    return names
+
+
+def from_haiku_params(params: Mapping[str, Any], config: MinGrokConfig) -> MinGrok:
+    """A float32 MinGrok holding grok-1's parameters (flat or nested Haiku dict, [in, out]).
+
+    Every expected key must be present with its exact shape, and nothing else may be: a
+    missing, unexpected or mis-shaped key raises ``KeyError``/``ValueError`` naming it.
+    """
+    flat = flatten_haiku_params(params)
+    names = _haiku_to_torch_names(config)
+    missing = sorted(set(names) - set(flat))
+    if missing:
+        raise KeyError(
+            f"grok-1 parameters are missing {len(missing)} key(s), first: {missing[0]!r}"
+        )
+    unexpected = sorted(set(flat) - set(names))
+    if unexpected:
+        raise KeyError(
+            f"unexpected grok-1 parameter key(s) for a {config.num_layers}-layer config, first: "
+            f"{unexpected[0]!r}"
+        )
+    model = MinGrok(config)
+    target = model.state_dict()
+    state = {}
+    for haiku_name, (torch_name, transpose) in names.items():
+        value = torch.as_tensor(np.asarray(flat[haiku_name], dtype=np.float32))
+        expected = tuple(target[torch_name].shape)
+        expected_haiku = expected[::-1] if transpose else expected
+        if tuple(value.shape) != expected_haiku:
+            raise ValueError(
+                f"grok-1 parameter {haiku_name!r} has shape {tuple(value.shape)}; the config "
+                f"needs {expected_haiku}"
+            )
+        state[torch_name] = value.t() if transpose else value
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def input_mask_from_tokens(tokens: torch.Tensor, pad_token: int = 0) -> torch.Tensor:
+    """grok-1's padding rule ``tokens > pad_token``. Not for the 128-token minGrok tokenizer,
+    where id 0 is the newline."""
+    return tokens > pad_token
+
+
+@dataclass
+class Grok1Reference:
+    """A reference file produced by xAI's official code: parameters, inputs and outputs."""
+
+    config: MinGrokConfig
+    params: dict[str, np.ndarray]
+    tokens: torch.Tensor
+    input_mask: torch.Tensor
+    arrays: Mapping[str, np.ndarray]
+    raw_config: dict[str, Any]
+
+    def model(self) -> MinGrok:
+        return from_haiku_params(self.params, self.config)
+
+
+def load_reference(path: str | Path) -> Grok1Reference:
+    """Read a reference ``.npz`` (like ``grok1_tiny_a.npz``): parameters are the keys under
+    ``language_model/`` and ``transformer/``; ``config_json`` holds grok-1's field names."""
+    arrays = np.load(path)
+    raw = json.loads(str(arrays["config_json"]))
+    params = {
+        key: arrays[key]
+        for key in arrays.files
+        if key.startswith(("language_model/", "transformer/"))
+    }
+    tokens = torch.as_tensor(arrays["tokens"]).long()
+    mask = arrays["input_mask"] if "input_mask" in arrays.files else None
+    input_mask = input_mask_from_tokens(tokens, raw["lm"].get("pad_token", 0))
+    if mask is not None:
+        input_mask = torch.as_tensor(mask).bool()
+    return Grok1Reference(
+        config_from_grok1(raw["lm"], raw["model"]), params, tokens, input_mask, arrays, raw
+    )

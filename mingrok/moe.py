@@ -1,0 +1,120 @@
+"""Grok-1's mixture-of-experts block: GeGLU experts, each token visits only its top-k.
+
+Expert e is a gated FFN with three matrices and the **tanh** GELU (``jax.nn.gelu``'s default):
+
+    FFN_e(x) = ( gelu_tanh(x W_e) ⊙ (x V_e) ) U_e        W_e, V_e: [D, F]   U_e: [F, D]
+    MoE(x)   = Σ_{j<k} g_j(x) · FFN_{e_j(x)}(x)
+
+The weights keep grok-1's layout, one tensor per matrix with a leading expert axis:
+``w_gate`` = ``moe/linear`` (through GELU), ``w_value`` = ``moe/linear_v``, ``w_out`` =
+``moe/linear_1``. The official code evaluates all 8 experts on every token and keeps 2 with a
+one-hot selector; :func:`sparse_moe` computes only the chosen ones: it groups the (token, slot)
+pairs by expert, runs one matmul per expert over its rows and puts the results back.
+Reference: xai-org/grok-1 ``MoELayer``, ``DenseBlock``; Shazeer (2020) for GLU variants.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import MinGrokConfig
+from .router import Router, RouterStats
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), the GELU grok-1 uses (not PyTorch's erf one)."""
+    return F.gelu(x, approximate="tanh")
+
+
+def expert_ffn(
+    x: torch.Tensor, w_gate: torch.Tensor, w_value: torch.Tensor, w_out: torch.Tensor
+) -> torch.Tensor:
+    """One GeGLU expert on rows x [n, D] with its [D, F], [D, F], [F, D] weights."""
+    return (gelu_tanh(x @ w_gate) * (x @ w_value)) @ w_out
+
+
+def sparse_moe(
+    x: torch.Tensor,
+    experts: torch.Tensor,
+    gates: torch.Tensor,
+    w_gate: torch.Tensor,
+    w_value: torch.Tensor,
+    w_out: torch.Tensor,
+) -> torch.Tensor:
+    """x [N, D], experts/gates [N, k] → [N, D], running each expert only on its own rows.
+
+    1. flatten the N·k (token, slot) pairs and sort them by expert (stable, so ties keep order);
+    2. one matmul chain per expert over its contiguous block of rows;
+    3. un-sort into [N, k, D] and take the gate-weighted sum over the k slots.
+    """
+    num_tokens, top_k = experts.shape
+    flat_experts = experts.reshape(-1)
+    order = torch.argsort(flat_experts, stable=True)
+    rows_per_expert = torch.bincount(flat_experts, minlength=w_gate.shape[0]).tolist()
+    routed = x[order // top_k]  # [N·k, D], grouped by expert
+    outputs = [
+        expert_ffn(block, w_gate[e], w_value[e], w_out[e])
+        for e, block in enumerate(routed.split(rows_per_expert))
+        if block.shape[0]
+    ]
+    sorted_out = torch.cat(outputs)
+    unsorted = torch.empty_like(sorted_out)
+    unsorted[order] = sorted_out
+    slots = unsorted.view(num_tokens, top_k, -1)
+    return torch.einsum("nk,nkd->nd", gates.to(slots.dtype), slots)
+
+
+def dense_moe_reference(
+    x: torch.Tensor,
+    experts: torch.Tensor,
+    gates: torch.Tensor,
+    w_gate: torch.Tensor,
+    w_value: torch.Tensor,
+    w_out: torch.Tensor,
+) -> torch.Tensor:
+    """The official code's way: every expert on every token, then keep the chosen k (tests only)."""
+    hidden = gelu_tanh(torch.einsum("nd,edf->nef", x, w_gate))
+    hidden = hidden * torch.einsum("nd,edf->nef", x, w_value)
+    every_expert = torch.einsum("nef,efd->ned", hidden, w_out)  # [N, E, D]
+    index = experts[..., None].expand(-1, -1, every_expert.shape[-1])
+    chosen = every_expert.gather(1, index)  # [N, k, D]
+    return torch.einsum("nk,nkd->nd", gates.to(chosen.dtype), chosen)
+
+
+class MoEOutput(NamedTuple):
+    output: torch.Tensor  # [B, T, D]
+    router: RouterStats
+
+
+class MoELayer(nn.Module):
+    """Router + E GeGLU experts in grok-1's weight layout; forward [B, T, D] → (output, stats)."""
+
+    def __init__(self, config: MinGrokConfig, layer_index: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        e, d, f = config.num_experts, config.d_model, config.ffn_dim
+        self.router = Router(config, layer_index)
+        self.w_gate = nn.Parameter(torch.empty(e, d, f))  # grok-1: moe/linear
+        self.w_value = nn.Parameter(torch.empty(e, d, f))  # grok-1: moe/linear_v
+        self.w_out = nn.Parameter(torch.empty(e, f, d))  # grok-1: moe/linear_1
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """N(0, 1/fan_in) like the other projections (grok-1 released no initialiser)."""
+        d, f = self.config.d_model, self.config.ffn_dim
+        nn.init.normal_(self.w_gate, std=1 / math.sqrt(d))
+        nn.init.normal_(self.w_value, std=1 / math.sqrt(d))
+        nn.init.normal_(self.w_out, std=1 / math.sqrt(f))
+
+    def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> MoEOutput:
+        batch, steps, width = x.shape
+        flat = x.reshape(batch * steps, width)
+        flat_mask = None if token_mask is None else token_mask.reshape(-1)
+        stats = self.router(flat, flat_mask)
+        out = sparse_moe(flat, stats.experts, stats.gates, self.w_gate, self.w_value, self.w_out)
+        return MoEOutput(out.view(batch, steps, width), stats)

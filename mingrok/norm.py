@@ -1,0 +1,29 @@
+"""RMSNorm as Grok-1 computes it: in float32, multiplied by a learned scale (not 1 + scale).
+
+    y = scale ⊙ x / √(mean(x²) + ε)
+
+Grok-1 uses four of these per decoder layer ("sandwich" norms) plus one before the unembedding.
+Reference: Zhang & Sennrich (2019); xai-org/grok-1 ``model.py`` class ``RMSNorm``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm over the last axis, computed in float32 and cast back."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        # Grok-1's code initialises the scale with a zero placeholder; the checkpoint supplies it.
+        # Training from scratch needs 1, so the norm starts as a pure normalisation.
+        self.scale = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        mean_square = x32.pow(2).mean(dim=-1, keepdim=True)
+        y = self.scale.float() * (x32 * torch.rsqrt(mean_square + self.eps))
+        return y.to(x.dtype)
