@@ -3,7 +3,7 @@
 Every number that shapes the network lives in :class:`MinGrokConfig`. Fields left at ``None`` follow
 Grok-1's own rules (FFN width from the widening factor, attention multiplier 1/√d_h, embedding
 multiplier √D), so a config written for a tiny model still behaves like a scaled-down Grok-1.
-Reference: xai-org/grok-1 ``model.py`` (``TransformerConfig``, ``LanguageModelConfig``) and ``run.py``.
+Reference: xai-org/grok-1 ``model.py`` (``TransformerConfig``, ``LanguageModelConfig``), ``run.py``.
 """
 
 from __future__ import annotations
