@@ -1,0 +1,84 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mingrok.moe import MoELayer, dense_moe_reference, expert_ffn, gelu_tanh, sparse_moe
+
+from .conftest import tiny_config
+
+
+def test_gelu_is_the_tanh_form():
+    x = torch.linspace(-5, 5, 101)
+    inner = (2 / torch.pi) ** 0.5 * (x + 0.044715 * x**3)
+    torch.testing.assert_close(gelu_tanh(x), 0.5 * x * (1 + torch.tanh(inner)))
+    assert not torch.allclose(gelu_tanh(x), F.gelu(x), atol=1e-5)  # not the erf GELU
+
+
+def test_gate_and_value_are_not_interchangeable():
+    x = torch.randn(5, 8)
+    w, v, u = torch.randn(8, 12), torch.randn(8, 12), torch.randn(12, 8)
+    expected = (gelu_tanh(x @ w) * (x @ v)) @ u
+    torch.testing.assert_close(expert_ffn(x, w, v, u), expected)
+    assert not torch.allclose(expert_ffn(x, v, w, u), expected)
+
+
+@pytest.mark.parametrize(("experts", "top_k"), [(4, 2), (8, 2), (8, 3), (4, 1), (3, 3)])
+def test_sparse_equals_dense_outputs_and_gradients(experts, top_k):
+    torch.manual_seed(experts * 10 + top_k)
+    n, d, f = 37, 12, 20
+    x = torch.randn(n, d, requires_grad=True)
+    weights = [
+        (torch.randn(experts, d, f) / d**0.5).requires_grad_(),
+        (torch.randn(experts, d, f) / d**0.5).requires_grad_(),
+        (torch.randn(experts, f, d) / f**0.5).requires_grad_(),
+    ]
+    probs = torch.randn(n, experts).softmax(-1)
+    gates, chosen = probs.topk(top_k, dim=-1)
+    gates.requires_grad_()
+    upstream = torch.randn(n, d)
+
+    sparse = sparse_moe(x, chosen, gates, *weights)
+    sparse_grads = torch.autograd.grad((sparse * upstream).sum(), [x, gates, *weights])
+    dense = dense_moe_reference(x, chosen, gates, *weights)
+    dense_grads = torch.autograd.grad((dense * upstream).sum(), [x, gates, *weights])
+
+    torch.testing.assert_close(sparse, dense)
+    for got, expected in zip(sparse_grads, dense_grads, strict=True):
+        torch.testing.assert_close(got, expected)
+
+
+def test_unused_experts_get_zero_gradient():
+    x = torch.randn(6, 4)
+    weights = [torch.randn(4, 4, 8, requires_grad=True), torch.randn(4, 4, 8), torch.randn(4, 8, 4)]
+    chosen = torch.tensor([[0, 1]] * 6)
+    gates = torch.full((6, 2), 0.5)
+    sparse_moe(x, chosen, gates, *weights).sum().backward()
+    assert weights[0].grad[2:].abs().sum() == 0
+    assert weights[0].grad[:2].abs().sum() > 0
+
+
+def test_moe_layer_output_first_and_each_token_independent():
+    config = tiny_config()
+    layer = MoELayer(config)
+    x = torch.randn(2, 7, config.d_model)
+    out, stats = layer(x)
+    assert out.shape == x.shape
+    assert stats.experts.shape == (14, config.num_experts_per_token)
+    # a token's output depends on that token only: no mixing across positions or rows
+    x2 = x.clone()
+    x2[1, 3] += 1.0
+    out2 = layer(x2).output
+    changed = (out2 - out).abs().amax(-1) > 0
+    assert changed.sum().item() == 1 and changed[1, 3]
+
+
+def test_moe_layer_matches_dense_reference_weights_layout():
+    config = tiny_config()
+    layer = MoELayer(config)
+    x = torch.randn(1, 5, config.d_model)
+    out, stats = layer(x)
+    flat = x.reshape(5, -1)
+    expected = dense_moe_reference(
+        flat, stats.experts, stats.gates, layer.w_gate, layer.w_value, layer.w_out
+    )
+    torch.testing.assert_close(out.reshape(5, -1), expected)
