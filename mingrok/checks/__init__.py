@@ -1,0 +1,31 @@
+"""Exercise checks: each prints PASS / NOT ATTEMPTED YET / FAIL with a hint, and never raises.
+
+Chapters call them right after the reader's code, e.g. ``check_soft_cap(my_soft_cap)``.
+"""
+
+from ._core import FAIL, NOT_ATTEMPTED, PASS, CheckResult, history, parse_line
+from .attention import check_attention_mask, check_kv_head_for_query, check_soft_cap
+from .embeddings import check_initial_loss, check_rms_norm, check_sandwich_block
+from .rope import check_inverse_frequencies, check_rope, check_rotate_half
+from .tokenizer import check_char_encoder, check_greedy_merge, check_most_frequent_pair
+
+__all__ = [
+    "FAIL",
+    "NOT_ATTEMPTED",
+    "PASS",
+    "CheckResult",
+    "check_attention_mask",
+    "check_char_encoder",
+    "check_greedy_merge",
+    "check_initial_loss",
+    "check_inverse_frequencies",
+    "check_kv_head_for_query",
+    "check_most_frequent_pair",
+    "check_rms_norm",
+    "check_rope",
+    "check_rotate_half",
+    "check_sandwich_block",
+    "check_soft_cap",
+    "history",
+    "parse_line",
+]
