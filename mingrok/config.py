@@ -199,7 +199,9 @@ GROK1 = MinGrokConfig(
 )
 
 # The course's default: Grok-1's shape at Shakespeare size (the shipped pretrained model).
-SHAKESPEARE = MinGrokConfig()
+# Grok-1's router has no balancing loss (its code is inference-only); training from scratch needs
+# one to keep all experts in use, and the z-loss keeps the router logits small.
+SHAKESPEARE = MinGrokConfig(router_aux_loss_coef=1e-2, router_z_loss_coef=1e-3)
 
 
 def count_parameters(config: MinGrokConfig) -> tuple[int, int]:

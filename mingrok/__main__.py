@@ -1,0 +1,323 @@
+"""``python -m mingrok``: train, sample from and evaluate minGrok models from the command line.
+
+Each subcommand lives in one ``add_<name>_command`` function that registers its arguments and its
+``run`` function, so another command group (e.g. ``course``) is one more function in
+:data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+PRESETS = ("shakespeare",)
+CHECKPOINT_NAME = "checkpoint.safetensors"  # resumable: model + optimizer + generator states
+MODEL_NAME = "model.safetensors"  # weights only, what `sample`, `eval` and the package ship
+HISTORY_NAME = "history.json"
+
+
+def add_train_command(subparsers: argparse._SubParsersAction) -> None:
+    from .train import TrainConfig
+
+    defaults = TrainConfig()
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model on TinyShakespeare",
+        description=(
+            "Train minGrok on the first 90% of TinyShakespeare and report the validation loss on "
+            "the last 10% in nats and bits per character. The defaults are the recipe of the "
+            "shipped `shakespeare` model. Every evaluation writes OUT/checkpoint.safetensors "
+            "(resumable with --resume); the end writes OUT/model.safetensors (weights only) and "
+            "OUT/history.json."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--preset", choices=PRESETS, default="shakespeare", help="model config")
+    model.add_argument("--config", metavar="JSON", help="a JSON file of MinGrokConfig fields")
+    parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    parser.add_argument("--resume", action="store_true", help="continue OUT/checkpoint")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak lr")
+    parser.add_argument("--min-lr", type=float, default=defaults.min_learning_rate)
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
+    parser.add_argument("--eval-interval", type=int, default=defaults.eval_interval)
+    parser.add_argument(
+        "--eval-windows", type=int, default=None, help="evaluate on the first N windows (all)"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    _add_common(parser)
+    parser.set_defaults(run=run_train)
+
+
+def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "sample",
+        help="generate text from a checkpoint",
+        description="Continue a prompt with a trained model (the shipped one by default).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_checkpoint(parser)
+    parser.add_argument("--prompt", default="JULIET:\nO Romeo, Romeo! wherefore art thou")
+    parser.add_argument("--max-new-tokens", type=int, default=300)
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    parser.add_argument("--top-k", type=int, default=None, help="keep the k likeliest tokens")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus (grok-1's rule)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-cache", action="store_true", help="recompute the whole context")
+    _add_common(parser, data=False)
+    parser.set_defaults(run=run_sample)
+
+
+def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="validation nats/char of a checkpoint",
+        description=(
+            "Cross-entropy per character on the last 10% of TinyShakespeare, over non-overlapping "
+            "windows of the model's full context."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_checkpoint(parser)
+    parser.add_argument("--split", choices=("val", "train"), default="val")
+    parser.add_argument("--max-windows", type=int, default=None, help="first N windows (all)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    _add_common(parser)
+    parser.set_defaults(run=run_eval)
+
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    add_train_command,
+    add_sample_command,
+    add_eval_command,
+)
+
+
+def _add_checkpoint(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        default=None,
+        help="a .safetensors file or a training output folder (default: the shipped model)",
+    )
+
+
+def _add_common(parser: argparse.ArgumentParser, data: bool = True) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, mps")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    if data:
+        parser.add_argument("--data", metavar="PATH", default=None, help="input.txt (found)")
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mingrok",
+        description="minGrok: Grok-1 in miniature. Train, sample and evaluate from the terminal.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in COMMANDS:
+        add_command(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.command_line = "python -m mingrok " + " ".join(argv)
+    import torch
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        return args.run(args)
+    except ValueError as error:  # bad values, unreadable checkpoints: a message, no traceback
+        parser.exit(2, f"error: {error}\n")
+
+
+# --- the commands ---
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import check_config, load_model_state, read_checkpoint, save_checkpoint
+    from .config import SHAKESPEARE, MinGrokConfig
+    from .device import resolve_device
+    from .model import MinGrok
+    from .train import TrainConfig, Trainer
+
+    device = resolve_device(args.device)
+    config = MinGrokConfig.from_json(Path(args.config).read_text()) if args.config else SHAKESPEARE
+    train_config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        min_learning_rate=args.min_lr,
+        warmup_steps=args.warmup_steps,
+        weight_decay=args.weight_decay,
+        grad_clip=args.grad_clip,
+        eval_interval=args.eval_interval,
+        eval_windows=args.eval_windows,
+        seed=args.seed,
+    )
+    tokenizer, train_ids, val_ids, char_lengths = _shakespeare_ids(args.data)
+    out = Path(args.out)
+    checkpoint_path = out / CHECKPOINT_NAME
+    torch.manual_seed(train_config.seed)  # the initial weights
+    model = MinGrok(config).to(device)
+    trainer = Trainer(model, train_ids, val_ids, char_lengths, train_config)
+    if args.resume:
+        checkpoint = read_checkpoint(checkpoint_path)
+        check_config(config, checkpoint.config, f"checkpoint {str(checkpoint_path)!r}")
+        load_model_state(model, checkpoint)
+        trainer.load_state(checkpoint.training_state, checkpoint.metadata)
+    elif checkpoint_path.exists():
+        raise ValueError(
+            f"{checkpoint_path} exists: pass --resume to continue it, or choose another --out"
+        )
+
+    def save(trainer: Trainer) -> None:
+        save_checkpoint(
+            checkpoint_path,
+            trainer.model,
+            tokenizer_name=tokenizer.name,
+            metadata=trainer.state_metadata(),
+            extra_tensors=trainer.state_tensors(),
+        )
+
+    print(f"training {_describe_model(config)} on {device} for {train_config.steps} steps")
+    history = trainer.run(quiet=args.quiet, on_evaluate=save)
+    summary = _summary(trainer, args.command_line)
+    save_checkpoint(
+        out / MODEL_NAME,
+        model,
+        tokenizer_name=tokenizer.name,
+        metadata={"train_config": train_config.to_dict(), "summary": summary},
+    )
+    (out / HISTORY_NAME).write_text(json.dumps(history.to_dict()) + "\n")
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from .sampling import generate
+
+    model, tokenizer = _load(args.checkpoint, args.device)
+    prompt_ids = tokenizer.encode(args.prompt, errors="replace")
+    started = time.perf_counter()
+    new_ids = generate(
+        model,
+        prompt_ids,
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        use_cache=not args.no_cache,
+    )
+    elapsed = time.perf_counter() - started
+    print(args.prompt + tokenizer.decode(new_ids))
+    print(f"\n[{len(new_ids)} tokens in {elapsed:.2f} s]", file=sys.stderr)
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .train import evaluate_nats_per_char
+
+    model, tokenizer = _load(args.checkpoint, args.device)
+    _, train_ids, val_ids, char_lengths = _shakespeare_ids(args.data, tokenizer)
+    ids = val_ids if args.split == "val" else train_ids
+    nats = evaluate_nats_per_char(
+        model, ids, char_lengths, batch_size=args.batch_size, max_windows=args.max_windows
+    )
+    print(f"{args.split}: {nats:.4f} nats/char = {nats / math.log(2):.4f} bits/char")
+    return 0
+
+
+# --- helpers ---
+
+
+def _shakespeare_ids(path: str | None, tokenizer=None):
+    """Tokenizer, train ids, validation ids and chars per token for the 90/10 character split."""
+    import torch
+
+    from .data import load_shakespeare, split_text
+    from .tokenizer import MinGrokTokenizer
+    from .train import token_char_lengths
+
+    tokenizer = tokenizer or MinGrokTokenizer()
+    train_text, val_text = split_text(load_shakespeare(path))
+    train_ids = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
+    val_ids = torch.tensor(tokenizer.encode(val_text), dtype=torch.long)
+    return tokenizer, train_ids, val_ids, token_char_lengths(tokenizer)
+
+
+def _load(checkpoint: str | None, device_name: str):
+    from .device import resolve_device
+
+    device = resolve_device(device_name)
+    if checkpoint is None:
+        from .pretrained import load
+
+        return load(device=device)
+    from .checkpoint import load_model, read_checkpoint, tokenizer_by_name
+
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / MODEL_NAME
+    model = load_model(path, device=device)
+    return model, tokenizer_by_name(read_checkpoint(path).metadata["tokenizer"])
+
+
+def _describe_model(config) -> str:
+    from .config import count_parameters
+
+    total, active = count_parameters(config)
+    return (
+        f"minGrok ({total / 1e6:.2f} M parameters, {active / 1e6:.2f} M active per token, "
+        f"{config.num_layers} layers, {config.num_experts} experts, "
+        f"top-{config.num_experts_per_token}, context {config.max_seq_len})"
+    )
+
+
+def _summary(trainer, command: str) -> dict:
+    import os
+    import platform
+
+    import torch
+
+    history = trainer.history
+    last = history.expert_fraction[-50:]
+    layers = len(last[0])
+    fractions = [
+        [round(sum(step[layer][e] for step in last) / len(last), 4) for e in range(len(last[0][0]))]
+        for layer in range(layers)
+    ]
+    nats = history.val_nats_per_char[-1]
+    return {
+        "command": command,
+        "steps": trainer.step_index,
+        "wall_time_s": round(history.elapsed_s, 1),
+        "val_nats_per_char": round(nats, 4),
+        "val_bits_per_char": round(nats / math.log(2), 4),
+        "train_loss_last_50_steps": round(sum(history.train_loss[-50:]) / len(last), 4),
+        "expert_fraction_last_50_steps": fractions,
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""Checkpoints as safetensors: tensors plus JSON metadata, never a pickle.
+
+A checkpoint file holds the model's parameters under ``model.<name>`` and, for a resumable
+training checkpoint, the optimizer moments (``optimizer.<param>.<key>``) and generator states
+(``rng.*``). The metadata (strings only, as safetensors requires) carries the config, the tokenizer
+name and the package version, so a file says what it is without any code being run.
+
+Writes are atomic: the file is written under a temporary name in the same folder and renamed over
+the target with ``os.replace``, so a crash never leaves a half-written checkpoint where a good one
+was. ``torch.load`` is never used: loading a file cannot execute code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import MinGrokConfig
+from .model import MinGrok
+
+FORMAT = "mingrok-checkpoint/1"
+MODEL_PREFIX = "model."
+
+
+class CheckpointError(ValueError):
+    """The file is missing, truncated, not a minGrok checkpoint, or does not fit the model."""
+
+
+@dataclass
+class Checkpoint:
+    """Everything read from one file: config, metadata and every tensor (on the CPU)."""
+
+    path: Path
+    config: MinGrokConfig
+    metadata: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+
+    @property
+    def model_state(self) -> dict[str, torch.Tensor]:
+        n = len(MODEL_PREFIX)
+        return {k[n:]: v for k, v in self.tensors.items() if k.startswith(MODEL_PREFIX)}
+
+    @property
+    def training_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.tensors.items() if not k.startswith(MODEL_PREFIX)}
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: MinGrok,
+    *,
+    tokenizer_name: str,
+    metadata: dict[str, Any] | None = None,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write ``model`` (and optional training state) to ``path`` atomically; return the path.
+
+    ``metadata`` values must be JSON-serialisable; ``extra_tensors`` keys must not start with
+    ``model.``.
+    """
+    from . import __version__
+
+    path = Path(path)
+    tensors = {MODEL_PREFIX + k: v.detach() for k, v in model.state_dict().items()}
+    for key, value in (extra_tensors or {}).items():
+        if key.startswith(MODEL_PREFIX):
+            raise ValueError(f"extra tensor name {key!r} must not start with {MODEL_PREFIX!r}")
+        tensors[key] = value.detach()
+    tensors = {k: v.to("cpu").contiguous() for k, v in tensors.items()}
+    header = {
+        "format": FORMAT,
+        "config": model.config.to_json(),
+        "tokenizer": tokenizer_name,
+        "mingrok_version": __version__,
+    }
+    for key, value in (metadata or {}).items():
+        if key in header:
+            raise ValueError(f"metadata key {key!r} is reserved; reserved keys: {sorted(header)}")
+        header[key] = json.dumps(value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        save_file(tensors, temporary, metadata=header)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; a checkpoint is ordinary data
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read a checkpoint file; a clear :class:`CheckpointError` if it is not a readable one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist (or is not a file)")
+    try:
+        tensors = load_file(path)
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as handle:
+            header = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"cannot read checkpoint {str(path)!r}: it is truncated, corrupt or not a "
+            f"safetensors file ({error})"
+        ) from error
+    if header.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{str(path)!r} is a safetensors file but not a minGrok checkpoint: its metadata "
+            f"format is {header.get('format')!r}, expected {FORMAT!r}"
+        )
+    config = MinGrokConfig.from_json(header["config"])
+    metadata: dict[str, Any] = {
+        "tokenizer": header.get("tokenizer"),
+        "mingrok_version": header.get("mingrok_version"),
+    }
+    for key, value in header.items():
+        if key not in ("format", "config", "tokenizer", "mingrok_version"):
+            metadata[key] = json.loads(value)
+    return Checkpoint(path, config, metadata, tensors)
+
+
+def tokenizer_by_name(name: str):
+    """The tokenizer a checkpoint's metadata names (only minGrok's 128-token one so far)."""
+    from .tokenizer import MinGrokTokenizer
+
+    tokenizer = MinGrokTokenizer()
+    if name != tokenizer.name:
+        raise CheckpointError(
+            f"checkpoint tokenizer {name!r} is unknown; known tokenizers: {[tokenizer.name]}"
+        )
+    return tokenizer
+
+
+def check_config(expected: MinGrokConfig, found: MinGrokConfig, where: str) -> None:
+    """Raise a CheckpointError naming the first field where the two configs differ."""
+    for config_field in fields(MinGrokConfig):
+        name = config_field.name
+        mine, theirs = getattr(expected, name), getattr(found, name)
+        if mine != theirs:
+            raise CheckpointError(
+                f"{where} was saved with {name}={theirs!r}, but the model has {name}={mine!r} "
+                "(the first differing config field)"
+            )
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    model: MinGrok | None = None,
+    device: torch.device | str | None = None,
+) -> MinGrok:
+    """The model stored in ``path``: built from its config, or loaded into ``model``.
+
+    Loading into an existing model first checks that its config equals the file's.
+    """
+    checkpoint = read_checkpoint(path)
+    if model is None:
+        model = MinGrok(checkpoint.config)
+    else:
+        check_config(model.config, checkpoint.config, f"checkpoint {str(checkpoint.path)!r}")
+    load_model_state(model, checkpoint)
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def load_model_state(model: MinGrok, checkpoint: Checkpoint) -> None:
+    """Copy the checkpoint's parameters into ``model`` (strict: no missing or extra names)."""
+    result = model.load_state_dict(checkpoint.model_state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"checkpoint {str(checkpoint.path)!r} does not fit the model: missing "
+            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )

@@ -1,0 +1,390 @@
+"""The training loop every chapter and the CLI share, and validation loss in nats per character.
+
+One step: a batch of random windows, cross-entropy on the next token plus the router's weighted
+auxiliary losses, backward, gradient clipping, AdamW with a warm-up-then-cosine learning rate:
+
+    lr(s) = lr_max · (s + 1) / warmup                              while s < warmup
+    lr(s) = lr_min + ½ (lr_max − lr_min)(1 + cos(π · progress))    after, progress 0 → 1
+
+Losses are compared **per character**, not per token, so that models with different tokenizers
+compare: a window's summed cross-entropy (nats) divided by the number of characters its target
+tokens stand for. bits/char = nats/char / ln 2.
+
+Determinism: every random draw has its own seeded generator: batches (``data_generator``), each
+router's noise (``model.seed_router_noise``) and dropout (torch's global generator, seeded here:
+``nn.Dropout`` takes no generator). The same seed gives the same history on a CPU, and all three
+states go into a checkpoint so that a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .data import random_batches
+from .model import MinGrok
+from .router import Router
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. The defaults are the recipe of the shipped ``shakespeare`` model."""
+
+    steps: int = 4000
+    batch_size: int = 16
+    learning_rate: float = 2e-3  # peak, reached after the warm-up
+    min_learning_rate: float = 2e-4  # end of the cosine
+    warmup_steps: int = 100
+    weight_decay: float = 0.1  # on matrices only; never on norms, embeddings or the router
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
+    eval_interval: int = 250  # steps between validation passes (and at the last step)
+    eval_windows: int | None = None  # None = the whole validation text
+    eval_batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_interval", "eval_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                _invalid(name, value, "a positive integer")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            _invalid("warmup_steps", self.warmup_steps, "an integer >= 0")
+        if self.eval_windows is not None and (
+            not isinstance(self.eval_windows, int) or self.eval_windows < 1
+        ):
+            _invalid("eval_windows", self.eval_windows, "a positive integer or None (all)")
+        if not self.learning_rate > 0:
+            _invalid("learning_rate", self.learning_rate, "a positive number")
+        if not 0 <= self.min_learning_rate <= self.learning_rate:
+            _invalid(
+                "min_learning_rate",
+                self.min_learning_rate,
+                f"a number in [0, learning_rate={self.learning_rate}]",
+            )
+        for name in ("weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                _invalid(name, getattr(self, name), "a number >= 0")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                _invalid(name, getattr(self, name), "a number in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _invalid(name: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"TrainConfig.{name}={value!r} is invalid: it must be {allowed}")
+
+
+def learning_rate_at(step: int, config: TrainConfig, progress: float | None = None) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine from the peak down to the minimum.
+
+    ``progress`` (0 → 1) is the fraction of the cosine done; by default it is counted in steps
+    after the warm-up. A time-limited run (the benchmark) passes elapsed / budget instead.
+    """
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    if progress is None:
+        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    progress = min(max(progress, 0.0), 1.0)
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return config.min_learning_rate + (config.learning_rate - config.min_learning_rate) * cosine
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on the weight matrices only.
+
+    Norm scales, the token embedding (tied with the unembedding) and the router are left undecayed:
+    decay would pull the norms towards 0, shrink rare tokens' rows, and flatten the routing.
+    """
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        undecayed = parameter.dim() < 2 or name.startswith("embed.") or ".router." in name
+        (no_decay if undecayed else decay).append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups, lr=config.learning_rate, betas=(config.beta1, config.beta2), foreach=True
+    )
+
+
+def token_char_lengths(tokenizer: Any, device: torch.device | str | None = None) -> torch.Tensor:
+    """chars[i] = how many characters token id i stands for (float32 [V])."""
+    lengths = [len(tokenizer.decode([i])) for i in range(tokenizer.vocab_size)]
+    return torch.tensor(lengths, dtype=torch.float32, device=device)
+
+
+@torch.no_grad()
+def evaluate_nats_per_char(
+    model: MinGrok,
+    token_ids: torch.Tensor,
+    char_lengths: torch.Tensor,
+    *,
+    batch_size: int = 32,
+    max_windows: int | None = None,
+) -> float:
+    """Σ cross-entropy (nats) / Σ characters of the predicted tokens, over the whole text.
+
+    The ids are cut into non-overlapping windows of the model's full context T: window w reads
+    ids[wT : wT+T] and predicts ids[wT+1 : wT+T+1], so every token but the first is predicted
+    exactly once (the last window may be shorter). ``max_windows`` keeps only the first ones.
+    """
+    context = model.config.max_seq_len
+    device = model.embed.weight.device
+    ids = token_ids.to(device=device, dtype=torch.long).reshape(-1)
+    if ids.numel() < 2:
+        raise ValueError(f"token_ids has {ids.numel()} ids; evaluation needs at least 2")
+    char_lengths = char_lengths.to(device)
+    starts = list(range(0, ids.numel() - 1, context))[:max_windows]
+    full = [s for s in starts if s + context + 1 <= ids.numel()]
+    windows = [full[i : i + batch_size] for i in range(0, len(full), batch_size)]
+    windows += [[s] for s in starts[len(full) :]]  # the shorter tail window, alone
+    was_training = model.training
+    model.eval()
+    total_nats = torch.zeros((), dtype=torch.float64, device=device)
+    total_chars = torch.zeros((), dtype=torch.float64, device=device)
+    for group in windows:
+        length = min(context, ids.numel() - 1 - group[0])
+        index = torch.tensor(group, device=device)[:, None] + torch.arange(length, device=device)
+        inputs, targets = ids[index], ids[index + 1]
+        logits = model(inputs).logits
+        nats = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
+        total_nats += nats.double()
+        total_chars += char_lengths[targets].sum().double()
+    model.train(was_training)
+    return (total_nats / total_chars).item()
+
+
+@dataclass
+class TrainHistory:
+    """What a run recorded, ready to plot: one entry per step, one per evaluation.
+
+    ``expert_fraction[s][layer][e]`` is the share of the step's routed (token, slot) pairs that
+    layer sent to expert e (1/E each when perfectly balanced).
+    """
+
+    step: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)  # cross-entropy, nats per token
+    train_nats_per_char: list[float] = field(default_factory=list)
+    aux_loss: list[float] = field(default_factory=list)  # weighted router losses
+    learning_rate: list[float] = field(default_factory=list)
+    expert_fraction: list[list[list[float]]] = field(default_factory=list)
+    eval_step: list[int] = field(default_factory=list)
+    val_nats_per_char: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0  # training wall time, evaluation included
+
+    @property
+    def val_bits_per_char(self) -> list[float]:
+        return [nats / math.log(2) for nats in self.val_nats_per_char]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainHistory:
+        return cls(**values)
+
+
+class Trainer:
+    """Owns the model, optimizer, generators and history of one run; one :meth:`step` at a time.
+
+    ``train_ids`` / ``val_ids`` are 1-D token id tensors of the two splits; ``char_lengths``
+    [V] converts token counts to characters (see :func:`token_char_lengths`). Seeding happens
+    here, so build the model first (its initialisation uses the caller's seed).
+    """
+
+    def __init__(
+        self,
+        model: MinGrok,
+        train_ids: torch.Tensor,
+        val_ids: torch.Tensor,
+        char_lengths: torch.Tensor,
+        config: TrainConfig | None = None,
+    ) -> None:
+        self.model = model
+        self.config = config or TrainConfig()
+        device = model.embed.weight.device
+        self.train_ids = train_ids.to(device)
+        self.val_ids = val_ids.to(device)
+        self.char_lengths = char_lengths.to(device)
+        self.optimizer = make_optimizer(model, self.config)
+        self.data_generator = torch.Generator(device="cpu")
+        self.data_generator.manual_seed(self.config.seed)
+        torch.manual_seed(self.config.seed)  # dropout's stream
+        model.seed_router_noise(self.config.seed)
+        self.step_index = 0
+        self.history = TrainHistory()
+
+    @property
+    def done(self) -> bool:
+        return self.step_index >= self.config.steps
+
+    def step(self, progress: float | None = None) -> float:
+        """One optimisation step; returns its training loss (nats per token)."""
+        config, model = self.config, self.model
+        lr = learning_rate_at(self.step_index, config, progress)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        inputs, targets = random_batches(
+            self.train_ids, config.batch_size, model.config.max_seq_len, self.data_generator
+        )
+        model.train()
+        output = model(inputs)
+        loss = F.cross_entropy(output.logits.flatten(0, 1), targets.flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss + output.aux_loss).backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
+        self.optimizer.step()
+
+        with torch.no_grad():
+            loss_value = loss.item()
+            chars = self.char_lengths[targets].sum().item()
+            fractions = torch.stack([s.expert_fraction for s in output.router_stats])
+        history = self.history
+        history.step.append(self.step_index)
+        history.train_loss.append(loss_value)
+        history.train_nats_per_char.append(loss_value * targets.numel() / chars)
+        history.aux_loss.append(float(torch.as_tensor(output.aux_loss).detach()))
+        history.learning_rate.append(lr)
+        history.expert_fraction.append(fractions.tolist())
+        self.step_index += 1
+        return loss_value
+
+    def evaluate(self) -> float:
+        """Validation nats/char now; recorded in the history."""
+        value = evaluate_nats_per_char(
+            self.model,
+            self.val_ids,
+            self.char_lengths,
+            batch_size=self.config.eval_batch_size,
+            max_windows=self.config.eval_windows,
+        )
+        self.history.eval_step.append(self.step_index)
+        self.history.val_nats_per_char.append(value)
+        return value
+
+    def run(
+        self,
+        *,
+        quiet: bool = False,
+        on_evaluate: Callable[[Trainer], None] | None = None,
+    ) -> TrainHistory:
+        """Train up to ``config.steps``, evaluating every ``eval_interval`` steps and at the end.
+
+        ``quiet`` drops the tqdm bar (notebooks store no progress bars); ``on_evaluate`` runs after
+        each evaluation, e.g. to save a checkpoint.
+        """
+        config = self.config
+        bar = None
+        if not quiet:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=config.steps, initial=self.step_index, unit="step", dynamic_ncols=True)
+        started = time.perf_counter() - self.history.elapsed_s
+        try:
+            while not self.done:
+                loss = self.step()
+                at_eval = self.step_index % config.eval_interval == 0 or self.done
+                if at_eval:
+                    self.evaluate()
+                self.history.elapsed_s = time.perf_counter() - started
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(self._postfix(loss), refresh=False)
+                if at_eval and on_evaluate is not None:
+                    on_evaluate(self)
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    def _postfix(self, loss: float) -> dict[str, str]:
+        postfix = {"loss": f"{loss:.3f}", "lr": f"{self.history.learning_rate[-1]:.1e}"}
+        if self.history.val_nats_per_char:
+            postfix["val nats/char"] = f"{self.history.val_nats_per_char[-1]:.3f}"
+        return postfix
+
+    # --- state for checkpoints (tensors for safetensors, the rest as JSON) ---
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Optimizer moments and every generator state, named by parameter (no pickles)."""
+        tensors: dict[str, torch.Tensor] = {}
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        for parameter, state in self.optimizer.state.items():
+            for key, value in state.items():
+                tensors[f"optimizer.{names[id(parameter)]}.{key}"] = torch.as_tensor(value)
+        tensors["rng.data"] = self.data_generator.get_state()
+        tensors["rng.dropout"] = torch.get_rng_state()
+        for index, router in enumerate(_routers(self.model)):
+            tensors[f"rng.router.{index}"] = _router_generator(router).get_state()
+        return tensors
+
+    def state_metadata(self) -> dict[str, Any]:
+        return {
+            "step": self.step_index,
+            "train_config": self.config.to_dict(),
+            "history": self.history.to_dict(),
+        }
+
+    def load_state(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+        """Restore what :meth:`state_tensors` / :meth:`state_metadata` saved."""
+        saved = TrainConfig.from_dict(metadata["train_config"])
+        differences = [
+            name
+            for name in ("batch_size", "seed", "learning_rate", "warmup_steps")
+            if getattr(saved, name) != getattr(self.config, name)
+        ]
+        if differences:
+            name = differences[0]
+            raise ValueError(
+                f"cannot resume: the checkpoint was trained with {name}="
+                f"{getattr(saved, name)!r}, this run asks for {getattr(self.config, name)!r}"
+            )
+        parameters = dict(self.model.named_parameters())
+        device = self.model.embed.weight.device
+        for key, value in tensors.items():
+            if not key.startswith("optimizer."):
+                continue
+            name, state_key = key[len("optimizer.") :].rsplit(".", 1)
+            state = self.optimizer.state[parameters[name]]
+            state[state_key] = value.clone() if state_key == "step" else value.to(device)
+        self.data_generator.set_state(tensors["rng.data"])
+        torch.set_rng_state(tensors["rng.dropout"])
+        for index, router in enumerate(_routers(self.model)):
+            _router_generator(router).set_state(tensors[f"rng.router.{index}"])
+        self.step_index = int(metadata["step"])
+        self.history = TrainHistory.from_dict(metadata["history"])
+
+
+def _routers(model: MinGrok) -> Sequence[Router]:
+    return [layer.moe.router for layer in model.layers]
+
+
+def _router_generator(router: Router) -> torch.Generator:
+    """The router's noise generator, created from its seed if no noise was drawn yet."""
+    return router._generator_for(router.linear.weight.device)
