@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -27,11 +28,27 @@ from .router import RouterStats
 
 @dataclass
 class MinGrokOutput:
-    """``logits`` float32 [B, T, V]; one RouterStats per layer; the weighted router losses."""
+    """``logits`` float32 [B, T, V]; one RouterStats per layer; the weighted router losses.
+
+    ``aux_loss`` = c_aux·L_aux + c_z·L_z averaged over layers, computed on first access (and 0.0,
+    with no work, when both weights are 0), so that inference never pays for the statistics.
+    """
 
     logits: torch.Tensor
     router_stats: list[RouterStats] = field(default_factory=list)
-    aux_loss: torch.Tensor | float = 0.0
+    aux_loss_coef: float = 0.0
+    z_loss_coef: float = 0.0
+
+    @cached_property
+    def aux_loss(self) -> torch.Tensor | float:
+        total: torch.Tensor | float = 0.0
+        if self.aux_loss_coef:
+            balance = torch.stack([s.balance_loss for s in self.router_stats]).mean()
+            total = total + self.aux_loss_coef * balance
+        if self.z_loss_coef:
+            z = torch.stack([s.z_loss for s in self.router_stats]).mean()
+            total = total + self.z_loss_coef * z
+        return total
 
 
 class DecoderLayer(nn.Module):
@@ -144,19 +161,9 @@ class MinGrok(nn.Module):
             cache.advance(steps)
         logits = self.final_norm(h) @ self.embed.weight.t()
         logits = logits.float() * config.output_multiplier
-        return MinGrokOutput(logits, router_stats, self._aux_loss(router_stats))
-
-    def _aux_loss(self, router_stats: list[RouterStats]) -> torch.Tensor | float:
-        """c_aux·L_aux + c_z·L_z, averaged over layers; 0.0 (no work) when both weights are 0."""
-        config = self.config
-        total: torch.Tensor | float = 0.0
-        if config.router_aux_loss_coef:
-            balance = torch.stack([s.balance_loss for s in router_stats]).mean()
-            total = total + config.router_aux_loss_coef * balance
-        if config.router_z_loss_coef:
-            z = torch.stack([s.z_loss for s in router_stats]).mean()
-            total = total + config.router_z_loss_coef * z
-        return total
+        return MinGrokOutput(
+            logits, router_stats, config.router_aux_loss_coef, config.router_z_loss_coef
+        )
 
     def _check_tokens(self, tokens: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor) or tokens.dtype.is_floating_point:

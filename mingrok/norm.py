@@ -9,6 +9,7 @@ Reference: Zhang & Sennrich (2019); xai-org/grok-1 ``model.py`` class ``RMSNorm`
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -23,7 +24,6 @@ class RMSNorm(nn.Module):
         self.scale = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        mean_square = x32.pow(2).mean(dim=-1, keepdim=True)
-        y = self.scale.float() * (x32 * torch.rsqrt(mean_square + self.eps))
+        # F.rms_norm is exactly scale ⊙ x · rsqrt(mean(x²) + ε), in one fused op.
+        y = F.rms_norm(x.float(), self.scale.shape, self.scale.float(), self.eps)
         return y.to(x.dtype)

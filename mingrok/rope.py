@@ -13,11 +13,18 @@ cache continues a sequence. Reference: Su et al. (2021); xai-org/grok-1 ``Rotary
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
+@functools.lru_cache(maxsize=16)
 def rope_inverse_frequencies(head_dim: int, base: float, device=None) -> torch.Tensor:
-    """θ_i = base^(-2i/d) for i = 0 .. d/2-1, in float32 (shape [d/2])."""
+    """θ_i = base^(-2i/d) for i = 0 .. d/2-1, in float32 (shape [d/2]).
+
+    Computed once per (d, base, device) and shared: generation calls RoPE for every new token,
+    and these four ops would otherwise be repeated in every layer. Do not modify the result.
+    """
     exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim
     return 1.0 / (base**exponents)
 
