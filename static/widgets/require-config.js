@@ -2,15 +2,15 @@
 // The bundles inside embed-amd.js fetch their icon fonts from a webpack public path derived from the
 // URL require.js gives each module: by default a path relative to the page, where the fonts are not.
 // Map the modules into the vendored folder, so the fonts load from the site itself, with no network.
-// (The modules are all defined by embed-amd.js, so require.js never fetches these URLs.)
+// These are the four modules embed-amd.js defines, so require.js never fetches these URLs.
 (function () {
   var vendor = new URL("vendor", document.currentScript.src).href;
   require.config({
     paths: {
-      "@jupyter-widgets/html-manager/dist": vendor,
       "@jupyter-widgets/base": vendor + "/base",
       "@jupyter-widgets/controls": vendor + "/controls",
-      "@jupyter-widgets/output": vendor + "/output",
+      "@jupyter-widgets/html-manager": vendor + "/html-manager",
+      "@jupyter-widgets/html-manager/dist": vendor,
     },
   });
 })();
