@@ -1,0 +1,109 @@
+"""Re-execute chapters in place, storing the outputs that the book publishes (`make notebooks`).
+
+Each notebook runs top to bottom in a fresh kernel of this interpreter (the virtual environment's
+Python, whatever other kernels the machine has), with the chapters folder as working directory, as
+nbval and the book assume. Widget state is stored, so the static site can render widgets; per-cell
+timing metadata is not, so re-running a chapter changes only what its code changes. A cell error
+stops everything, names the notebook and cell, and leaves that notebook untouched on disk.
+
+Usage (from the repository root):
+    .venv/bin/python scripts/execute_notebooks.py                      # every chapters/*.ipynb
+    .venv/bin/python scripts/execute_notebooks.py chapters/03_attention.ipynb ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNEL_NAME = "python3"
+CELL_TIMEOUT_S = 600
+# Metadata that records when or how long a run took, or which tool ran it: never committed.
+VOLATILE_CELL_METADATA = ("execution", "papermill", "ExecuteTime", "collapsed", "scrolled")
+VOLATILE_NOTEBOOK_METADATA = ("papermill",)
+
+
+def this_interpreters_kernel() -> AsyncKernelManager:
+    """A manager for ipykernel's built-in `python3` kernel, started with sys.executable.
+
+    Searching no kernel directories leaves only ipykernel's native spec, so a `python3` kernel
+    registered elsewhere on the machine (another Python, a conda env) can never be picked up.
+    """
+    specs = KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
+    return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+
+
+def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
+    for key in VOLATILE_NOTEBOOK_METADATA:
+        nb.metadata.pop(key, None)
+    for cell in nb.cells:
+        for key in VOLATILE_CELL_METADATA:
+            cell.metadata.pop(key, None)
+
+
+def execute(path: Path) -> float:
+    """Execute `path` in place; returns the wall time in seconds. Raises CellExecutionError."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        km=this_interpreters_kernel(),
+        kernel_name=KERNEL_NAME,
+        timeout=CELL_TIMEOUT_S,
+        allow_errors=False,
+        record_timing=False,
+        store_widget_state=True,
+        resources={"metadata": {"path": str(path.parent.resolve())}},
+    )
+    start = time.perf_counter()
+    client.execute()
+    elapsed = time.perf_counter() - start
+    strip_volatile_metadata(nb)
+    nb.metadata["kernelspec"] = {
+        "name": KERNEL_NAME,
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nbformat.validate(nb)
+    nbformat.write(nb, path)
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: chapters/*.ipynb")
+    args = parser.parse_args(argv)
+
+    paths = args.notebooks or sorted((ROOT / "chapters").glob("*.ipynb"))
+    if not paths:
+        print("no chapters to execute (chapters/*.ipynb is empty)")
+        return 0
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        print(f"no such notebook: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    total = 0.0
+    for path in paths:
+        try:
+            elapsed = execute(path)
+        except CellExecutionError as error:
+            print(
+                f"\n{path}: a cell failed; the notebook was not written.\n{error}", file=sys.stderr
+            )
+            return 1
+        total += elapsed
+        print(f"{path}: executed in {elapsed:.1f} s")
+    print(f"{len(paths)} notebook(s) in {total:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
