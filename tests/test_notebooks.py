@@ -555,10 +555,10 @@ def test_bootstrap_outside_colab_finds_the_repository_root(tmp_path: Path) -> No
     assert result.stdout == "clone\n"  # and nothing else: the cell itself is silent
 
 
-def test_bootstrap_is_silent_when_mingrok_is_installed() -> None:
+def test_bootstrap_is_silent_when_mingrok_is_installed(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", bootstrap.CELL_SOURCE],
-        cwd=ROOT / "chapters",
+        [sys.executable, "-c", bootstrap.CELL_SOURCE + "\nimport mingrok"],
+        cwd=tmp_path,  # no pyproject.toml above: only the installed package can answer
         capture_output=True,
         text=True,
         check=False,
