@@ -3,6 +3,7 @@
 from .config import GROK1, SHAKESPEARE, MinGrokConfig, count_parameters, ffn_size
 from .kv_cache import KVCache
 from .model import MinGrok, MinGrokOutput
+from .sampling import generate
 
 __version__ = "0.1.0"
 
@@ -16,4 +17,5 @@ __all__ = [
     "__version__",
     "count_parameters",
     "ffn_size",
+    "generate",
 ]

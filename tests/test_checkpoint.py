@@ -1,0 +1,91 @@
+import json
+
+import pytest
+import torch
+
+import mingrok.checkpoint as checkpoint_module
+from mingrok import MinGrok, __version__
+from mingrok.checkpoint import (
+    CheckpointError,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+from .conftest import tiny_config
+
+
+def _saved(tmp_path, **changes):
+    model = MinGrok(tiny_config(**changes)).eval()
+    path = save_checkpoint(
+        tmp_path / "model.safetensors", model, tokenizer_name="test-tok", metadata={"note": [1, 2]}
+    )
+    return model, path
+
+
+def test_round_trip_gives_identical_logits_and_metadata(tmp_path):
+    model, path = _saved(tmp_path)
+    loaded = load_model(path)
+    tokens = torch.randint(0, 61, (2, 9))
+    with torch.no_grad():
+        assert torch.equal(model(tokens).logits, loaded(tokens).logits)
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.config == model.config
+    assert checkpoint.metadata["tokenizer"] == "test-tok"
+    assert checkpoint.metadata["mingrok_version"] == __version__
+    assert checkpoint.metadata["note"] == [1, 2]
+
+
+def test_file_is_safetensors_not_a_pickle(tmp_path):
+    _, path = _saved(tmp_path)
+    raw = path.read_bytes()
+    header_length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + header_length])
+    assert header["__metadata__"]["format"] == checkpoint_module.FORMAT
+    assert not raw.startswith(b"\x80")  # a pickle's protocol byte
+    assert "model.embed.weight" in header
+
+
+def test_loading_into_a_mismatched_config_names_the_first_differing_field(tmp_path):
+    _, path = _saved(tmp_path)
+    other = MinGrok(tiny_config(num_layers=3, max_seq_len=64))
+    with pytest.raises(CheckpointError, match=r"num_layers=2.*num_layers=3"):
+        load_model(path, other)
+
+
+def test_truncated_file_gives_a_clear_error_and_leaves_files_intact(tmp_path):
+    _model, path = _saved(tmp_path)
+    good = path.read_bytes()
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        read_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        read_checkpoint(tmp_path / "missing.safetensors")
+    assert path.read_bytes() == good
+    assert truncated.stat().st_size == len(good) // 2
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_and_no_temporary_file(tmp_path, monkeypatch):
+    model, path = _saved(tmp_path)
+    good = path.read_bytes()
+
+    def crash(tensors, filename, metadata=None):
+        with open(filename, "wb") as handle:
+            handle.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model, tokenizer_name="test-tok")
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+def test_other_safetensors_files_are_rejected(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="not a minGrok checkpoint"):
+        read_checkpoint(path)
