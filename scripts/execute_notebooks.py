@@ -23,6 +23,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets import default
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL_NAME = "python3"
@@ -32,14 +33,16 @@ VOLATILE_CELL_METADATA = ("execution", "papermill", "ExecuteTime", "collapsed", 
 VOLATILE_NOTEBOOK_METADATA = ("papermill",)
 
 
-def this_interpreters_kernel() -> AsyncKernelManager:
-    """A manager for ipykernel's built-in `python3` kernel, started with sys.executable.
+class ThisInterpretersKernel(AsyncKernelManager):
+    """Starts ipykernel's built-in `python3` kernel with sys.executable.
 
     Searching no kernel directories leaves only ipykernel's native spec, so a `python3` kernel
     registered elsewhere on the machine (another Python, a conda env) can never be picked up.
     """
-    specs = KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
-    return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+
+    @default("kernel_spec_manager")
+    def _native_kernel_only(self) -> KernelSpecManager:
+        return KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
 
 
 def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
@@ -55,7 +58,7 @@ def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
-        km=this_interpreters_kernel(),
+        kernel_manager_class=ThisInterpretersKernel,  # the client owns it, so shuts it down
         kernel_name=KERNEL_NAME,
         timeout=CELL_TIMEOUT_S,
         allow_errors=False,
