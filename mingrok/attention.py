@@ -82,8 +82,9 @@ class Attention(nn.Module):
         q = self.query(x).view(batch, steps, config.num_q_heads, config.head_dim)
         k = self.key(x).view(batch, steps, config.num_kv_heads, config.head_dim)
         v = self.value(x).view(batch, steps, config.num_kv_heads, config.head_dim)
-        q = apply_rope(q, positions, config.rope_base)
-        k = apply_rope(k, positions, config.rope_base)
+        # q and k share the positions: rotate them in one call, so the angles are computed once.
+        rotated = apply_rope(torch.cat([q, k], dim=2), positions, config.rope_base)
+        q, k = rotated.split([config.num_q_heads, config.num_kv_heads], dim=2)
         if cache is not None:  # keys are cached already rotated, as in grok-1
             k, v = cache.write(self.layer_index, k, v)
         out = grouped_query_attention(q, k, v, mask, config.attn_scale, config.attn_logit_softcap)

@@ -51,8 +51,15 @@ def sparse_moe(
     1. flatten the N·k (token, slot) pairs and sort them by expert (stable, so ties keep order);
     2. one matmul chain per expert over its contiguous block of rows;
     3. un-sort into [N, k, D] and take the gate-weighted sum over the k slots.
+
+    A single token (one generation step) skips the grouping and calls its k experts directly.
     """
     num_tokens, top_k = experts.shape
+    if num_tokens == 1:  # one token (a generation step): run its k experts, nothing to group
+        slots = torch.cat(
+            [expert_ffn(x, w_gate[e], w_value[e], w_out[e]) for e in experts[0].tolist()]
+        )
+        return (gates.to(slots.dtype)[0, :, None] * slots).sum(dim=0, keepdim=True)
     flat_experts = experts.reshape(-1)
     order = torch.argsort(flat_experts, stable=True)
     rows_per_expert = torch.bincount(flat_experts, minlength=w_gate.shape[0]).tolist()
@@ -66,7 +73,7 @@ def sparse_moe(
     unsorted = torch.empty_like(sorted_out)
     unsorted[order] = sorted_out
     slots = unsorted.view(num_tokens, top_k, -1)
-    return torch.einsum("nk,nkd->nd", gates.to(slots.dtype), slots)
+    return (gates.to(slots.dtype)[..., None] * slots).sum(dim=1)  # Σ_j g_j · FFN_{e_j}(x)
 
 
 def dense_moe_reference(
