@@ -205,7 +205,7 @@ def run_train(args: argparse.Namespace) -> int:
         tokenizer_name=tokenizer.name,
         metadata={"train_config": train_config.to_dict(), "summary": summary},
     )
-    (out / HISTORY_NAME).write_text(json.dumps(history.to_dict()) + "\n")
+    (out / HISTORY_NAME).write_text(json.dumps(_rounded(history.to_dict())) + "\n")
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -271,13 +271,21 @@ def _load(checkpoint: str | None, device_name: str):
         from .pretrained import load
 
         return load(device=device)
-    from .checkpoint import load_model, read_checkpoint, tokenizer_by_name
+    from .checkpoint import load_model_and_tokenizer
 
     path = Path(checkpoint)
-    if path.is_dir():
-        path = path / MODEL_NAME
-    model = load_model(path, device=device)
-    return model, tokenizer_by_name(read_checkpoint(path).metadata["tokenizer"])
+    return load_model_and_tokenizer(path / MODEL_NAME if path.is_dir() else path, device=device)
+
+
+def _rounded(value, digits: int = 5):
+    """Floats to ``digits`` significant digits, recursively: a history small enough to ship."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {key: _rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item, digits) for item in value]
+    return value
 
 
 def _describe_model(config) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from .config import MinGrokConfig
 from .model import MinGrok
@@ -104,11 +104,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist (or is not a file)")
     try:
-        tensors = load_file(path)
-        from safetensors import safe_open
-
         with safe_open(path, framework="pt") as handle:
             header = handle.metadata() or {}
+            names = handle.keys()  # a safe_open handle is not iterable itself
+            tensors = {name: handle.get_tensor(name) for name in names}
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(
             f"cannot read checkpoint {str(path)!r}: it is truncated, corrupt or not a "
@@ -159,11 +158,24 @@ def load_model(
     model: MinGrok | None = None,
     device: torch.device | str | None = None,
 ) -> MinGrok:
-    """The model stored in ``path``: built from its config, or loaded into ``model``.
+    """The model stored in ``path``, in eval mode: built from its config, or loaded into ``model``.
 
     Loading into an existing model first checks that its config equals the file's.
     """
+    return _model_from(read_checkpoint(path), model, device)
+
+
+def load_model_and_tokenizer(
+    path: str | os.PathLike[str], device: torch.device | str | None = None
+) -> tuple[MinGrok, Any]:
+    """``(model, tokenizer)`` from one checkpoint file: what ``sample`` and ``eval`` need."""
     checkpoint = read_checkpoint(path)
+    return _model_from(checkpoint, None, device), tokenizer_by_name(
+        checkpoint.metadata["tokenizer"]
+    )
+
+
+def _model_from(checkpoint: Checkpoint, model: MinGrok | None, device) -> MinGrok:
     if model is None:
         model = MinGrok(checkpoint.config)
     else:

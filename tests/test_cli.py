@@ -33,7 +33,7 @@ def test_train_then_eval_then_sample_end_to_end(tmp_path, tiny_config_file, caps
     assert history["eval_step"] == [3, 6]
     summary = read_checkpoint(out / MODEL_NAME).metadata["summary"]
     assert summary["steps"] == 6
-    assert summary["val_nats_per_char"] == pytest.approx(history["val_nats_per_char"][-1], abs=1e-4)
+    assert summary["val_nats_per_char"] == pytest.approx(history["val_nats_per_char"][-1], abs=1e-3)
     assert summary["command"].startswith("python -m mingrok train --config")
     capsys.readouterr()
 

@@ -8,14 +8,15 @@ from importlib import resources
 
 import torch
 
-from ..checkpoint import load_model, read_checkpoint, tokenizer_by_name
+from ..checkpoint import load_model_and_tokenizer
 from ..device import resolve_device
 
 NAMES = ("shakespeare",)
 
 
 def path(name: str = "shakespeare"):
-    """Where the shipped checkpoint ``name`` lies (inside the installed package)."""
+    """The shipped checkpoint ``name`` inside the installed package (a Traversable; a Path for a
+    regular or editable install)."""
     if name not in NAMES:
         raise ValueError(f"pretrained model name={name!r} is unknown; choose one of {NAMES}")
     return resources.files(__name__) / f"{name}.safetensors"
@@ -24,6 +25,4 @@ def path(name: str = "shakespeare"):
 def load(name: str = "shakespeare", device: torch.device | str = "cpu"):
     """``(model, tokenizer)`` for a shipped model, in eval mode on ``device``."""
     with resources.as_file(path(name)) as file:
-        model = load_model(file, device=resolve_device(device))
-        tokenizer = tokenizer_by_name(read_checkpoint(file).metadata["tokenizer"])
-    return model, tokenizer
+        return load_model_and_tokenizer(file, device=resolve_device(device))
