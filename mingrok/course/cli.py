@@ -1,0 +1,147 @@
+"""``python -m mingrok course run|student|grade``: the instructors' commands.
+
+:func:`add_course_parser` registers the group on the main parser; the heavy imports (papermill,
+PyYAML, nbformat) happen only when a course command runs, so the other commands start as fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def add_course_parser(subparsers: argparse._SubParsersAction) -> None:
+    course = subparsers.add_parser(
+        "course",
+        help="run chapters with other parameters, make student copies, grade submissions",
+        description="Tools for teaching with the chapters (see the book's 'For instructors').",
+    )
+    commands = course.add_subparsers(dest="course_command", required=True, metavar="COMMAND")
+    _add_run(commands)
+    _add_student(commands)
+    _add_grade(commands)
+    course.set_defaults(threads=None)  # the main parser reads it before any command runs
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="execute chapters with papermill, with other parameter values or a grid of them",
+        description=(
+            "Execute chapters with papermill, each run in OUT/<chapter>/<run>/ with the chapter "
+            "folder as working directory, then write OUT/summary.md and OUT/summary.csv "
+            "(parameters, status, wall time and the metrics each chapter records). Values are "
+            "checked against each chapter's parameters cell before anything runs."
+        ),
+    )
+    parser.add_argument(
+        "chapters", nargs="*", metavar="CHAPTER", help="number, name or path (default: all)"
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a value for every chosen chapter (repeatable); read as the default's type",
+    )
+    parser.add_argument(
+        "-f",
+        "--params-file",
+        type=Path,
+        metavar="YAML",
+        help="`parameters:` (fixed), `grid:` (lists, one run per combination), `chapters:`",
+    )
+    parser.add_argument("--jobs", type=_positive, default=1, help="runs at the same time (1)")
+    parser.add_argument("--timeout", type=_positive, default=None, help="seconds per run (none)")
+    parser.add_argument("--out", type=Path, help="a new folder (default runs/course/<time>)")
+    parser.add_argument("--chapters", dest="chapters_folder", type=Path, default=Path("chapters"))
+    parser.set_defaults(run=run_command)
+
+
+def _add_student(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "student",
+        help="write copies of the chapters without their solutions",
+        description=(
+            "Write student copies: solution blocks removed, outputs of exercise and check cells "
+            "cleared, everything else unchanged."
+        ),
+    )
+    parser.add_argument(
+        "chapters", nargs="*", metavar="CHAPTER", help="number, name or path (default: all)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/student"), help="(runs/student)")
+    parser.add_argument("--chapters", dest="chapters_folder", type=Path, default=Path("chapters"))
+    parser.set_defaults(run=student_command)
+
+
+def _add_grade(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "grade",
+        help="run submitted notebooks and tabulate their exercise checks",
+        description=(
+            "Run each submitted notebook in its own temporary folder and write OUT/grades.md and "
+            "OUT/grades.csv: one row per notebook, one column per exercise check (passed, failed, "
+            "not attempted, no result), with the error of notebooks whose cells failed."
+        ),
+    )
+    parser.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION")
+    parser.add_argument("--jobs", type=_positive, default=1, help="notebooks at the same time (1)")
+    parser.add_argument("--timeout", type=_positive, default=600, help="seconds per notebook (600)")
+    parser.add_argument("--out", type=Path, help="a new folder (default runs/grades/<time>)")
+    parser.set_defaults(run=grade_command)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from .notebooks import check_output_folder
+    from .run import load_settings, plan_runs, run_chapters, write_summary
+
+    settings = load_settings(args.params_file) if args.params_file else {}
+    runs = plan_runs(args.chapters, dict(args.parameter), settings, args.chapters_folder)
+    out = args.out or Path("runs", "course", time.strftime("%Y%m%d-%H%M%S"))
+    check_output_folder(out, {run.chapter.parent for run in runs})
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"{len(runs)} run(s) of {len({r.chapter for r in runs})} chapter(s) into {out}/")
+    results = run_chapters(runs, out, jobs=args.jobs, timeout_s=args.timeout)
+    print(write_summary(results, out), end="")
+    print(f"\nsummary: {out / 'summary.md'}, {out / 'summary.csv'}")
+    return 0 if all(r.execution.status == "ok" for r in results) else 1
+
+
+def student_command(args: argparse.Namespace) -> int:
+    from .notebooks import resolve_chapters
+    from .student import write_student_copies
+
+    chapters = resolve_chapters(args.chapters, args.chapters_folder)
+    for path in write_student_copies(chapters, args.out):
+        print(path)
+    return 0
+
+
+def grade_command(args: argparse.Namespace) -> int:
+    from .grade import find_submissions, grade, write_grades
+    from .notebooks import check_output_folder
+
+    submissions = find_submissions(args.submissions)
+    out = args.out or Path("runs", "grades", time.strftime("%Y%m%d-%H%M%S"))
+    check_output_folder(out, [p for p in args.submissions if p.is_dir()])
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"grading {len(submissions)} notebook(s) into {out}/", file=sys.stderr)
+    results = grade(submissions, out, jobs=args.jobs, timeout_s=args.timeout)
+    print(write_grades(results, out), end="")
+    print(f"\ngrades: {out / 'grades.md'}, {out / 'grades.csv'}")
+    return 0
