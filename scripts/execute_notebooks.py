@@ -19,30 +19,16 @@ import time
 from pathlib import Path
 
 import nbformat
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-from traitlets import default
+
+from mingrok.course.execute import KERNEL_NAME, ThisInterpretersKernel
 
 ROOT = Path(__file__).resolve().parent.parent
-KERNEL_NAME = "python3"
 CELL_TIMEOUT_S = 600
 # Metadata that records when or how long a run took, or which tool ran it: never committed.
 VOLATILE_CELL_METADATA = ("execution", "papermill", "ExecuteTime", "collapsed", "scrolled")
 VOLATILE_NOTEBOOK_METADATA = ("papermill",)
-
-
-class ThisInterpretersKernel(AsyncKernelManager):
-    """Starts ipykernel's built-in `python3` kernel with sys.executable.
-
-    Searching no kernel directories leaves only ipykernel's native spec, so a `python3` kernel
-    registered elsewhere on the machine (another Python, a conda env) can never be picked up.
-    """
-
-    @default("kernel_spec_manager")
-    def _native_kernel_only(self) -> KernelSpecManager:
-        return KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
 
 
 def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
