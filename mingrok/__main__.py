@@ -139,9 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    from .data import DataError
+
     try:
         return args.run(args)
-    except ValueError as error:  # bad values, unreadable checkpoints: a message, no traceback
+    except (ValueError, OSError, DataError) as error:  # bad values, missing or unreadable files
         parser.exit(2, f"error: {error}\n")
 
 

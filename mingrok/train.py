@@ -37,7 +37,7 @@ from .router import Router
 class TrainConfig:
     """How to train. The defaults are the recipe of the shipped ``shakespeare`` model."""
 
-    steps: int = 3000
+    steps: int = 1500
     batch_size: int = 16
     learning_rate: float = 2e-3  # peak, reached after the warm-up
     min_learning_rate: float = 2e-4  # end of the cosine
