@@ -15,8 +15,10 @@ from __future__ import annotations
 import ast
 import math
 import re
+from typing import TYPE_CHECKING
 
-import nbformat
+if TYPE_CHECKING:  # chapters import this module in Colab, where only IPython is certain
+    import nbformat
 
 RECORD_PREFIX = "application/papermill.record/"
 RECORD_MIME = RECORD_PREFIX + "text/plain"
