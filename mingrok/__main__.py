@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .course.cli import add_course_parser
+
 PRESETS = ("shakespeare",)
 CHECKPOINT_NAME = "checkpoint.safetensors"  # resumable: model + optimizer + generator states
 MODEL_NAME = "model.safetensors"  # weights only, what `sample`, `eval` and the package ship
@@ -99,6 +101,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_train_command,
     add_sample_command,
     add_eval_command,
+    add_course_parser,  # run chapters with papermill, student copies, grading (mingrok.course)
 )
 
 
