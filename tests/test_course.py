@@ -182,6 +182,18 @@ def test_bad_values_are_refused_before_anything_runs(
     assert not out.exists()
 
 
+def test_the_command_line_reports_a_refusal_without_a_traceback(tmp_path: Path, capsys) -> None:
+    from mingrok.__main__ import main
+
+    write(demo_chapter(), tmp_path / "chapters" / "03_demo.ipynb")
+    argv = ["course", "run", "3", "--chapters", str(tmp_path / "chapters"), "-p", "NOPE", "1"]
+    with pytest.raises(SystemExit) as exit_status:
+        main([*argv, "--out", str(tmp_path / "out")])
+    assert exit_status.value.code == 2
+    assert "error: 03_demo has no parameter NOPE; it accepts: SEED" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_values_are_read_as_the_default_type() -> None:
     noise, seed = Parameter("NOISE", "0.5", ""), Parameter("SEED", "0", "")
     fast = Parameter("FAST", "False", "")

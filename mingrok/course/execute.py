@@ -87,8 +87,9 @@ def execute_notebook(
             progress_bar=False,
             allow_errors=allow_errors,
             timeout_func=time_left,
-            # ipykernel warns on every start that its local TCP sockets are not encrypted
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # Quiet kernel logs: ipykernel warns on every start that its local TCP sockets are not
+            # encrypted, and logs the interrupt that precedes every shutdown as an error.
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except PapermillExecutionError as error:
         message = first_error(output) or f"In [{error.exec_count}]: {error.ename}: {error.evalue}"
