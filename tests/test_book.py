@@ -312,10 +312,11 @@ def widget_chapter() -> nbformat.NotebookNode:
 def demo(tmp_path_factory) -> tuple[Path, Path]:
     """(repository copy, site) of the real book plus an executed widget chapter."""
     repository = tmp_path_factory.mktemp("demo-repository")
-    for name in ("_config.yml", "book", "static"):
+    for name in ("_config.yml", "book", "static", "chapters"):  # the real toc lists chapters
         source = ROOT / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, repository / name)
-    (repository / "chapters").mkdir()
+        if source.exists():
+            (shutil.copytree if source.is_dir() else shutil.copy)(source, repository / name)
+    (repository / "chapters").mkdir(exist_ok=True)
     chapter = repository / "chapters" / "99_widget_demo.ipynb"
     nbformat.write(widget_chapter(), chapter)
     executed = subprocess.run(
