@@ -211,14 +211,17 @@ def test_a_failed_run_is_reported_and_the_others_finish(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         code("FAIL = False  # raise on purpose", metadata={"tags": ["parameters"]}),
+        code('from mingrok.course import record\n\nrecord("status", "recorded")'),
         code('if FAIL:\n    raise RuntimeError("asked to fail")\nprint("done")'),
     ]
     write(nb, tmp_path / "chapters" / "01_tiny.ipynb")
     settings = tmp_path / "grid.yaml"
     settings.write_text("chapters:\n  '1':\n    grid:\n      FAIL: [true, false]\n")
     out = tmp_path / "out"
-    assert course("run", "--chapters", tmp_path / "chapters", "-f", settings, "--out", out) == 1
+    chapters = tmp_path / "chapters"
+    assert course("run", "--chapters", chapters, "-f", settings, "--jobs", 2, "--out", out) == 1
     rows = {row["run"]: row for row in read_csv(out / "summary.csv")}
+    assert rows["FAIL=True"]["metric status"] == "recorded"  # a metric never hides a column
     assert rows["FAIL=True"]["status"] == "error"
     assert "RuntimeError: asked to fail" in rows["FAIL=True"]["error"]
     assert rows["FAIL=False"]["status"] == "ok" and rows["FAIL=False"]["error"] == ""

@@ -36,6 +36,7 @@ from .tables import write_tables
 SETTINGS_KEYS = ("parameters", "grid", "chapters")
 CHAPTER_KEYS = ("parameters", "grid")
 SUMMARY_COLUMNS = ("chapter", "run", "parameters", "status", "wall time (s)")
+RESERVED_COLUMNS = (*SUMMARY_COLUMNS, "error")  # a metric of the same name gets a prefix
 UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._=+,-]+")
 
 
@@ -60,8 +61,12 @@ def load_settings(path: Path) -> dict:
 
     settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     _check_keys(settings, SETTINGS_KEYS, str(path))
-    for chapter, section in (settings.get("chapters") or {}).items():
-        _check_keys(section, CHAPTER_KEYS, f"{path}: chapters: {chapter}")
+    chapters = settings.get("chapters") or {}
+    if not isinstance(chapters, Mapping):
+        raise ParameterError(f"{path}: chapters must map chapter names to `parameters`/`grid`")
+    for chapter, section in chapters.items():
+        chapters[chapter] = section or {}
+        _check_keys(chapters[chapter], CHAPTER_KEYS, f"{path}: chapters: {chapter}")
     return settings
 
 
@@ -92,10 +97,10 @@ def plan_runs(
     """
     settings = settings or {}
     per_chapter = settings.get("chapters") or {}
-    chapters = resolve_chapters(list(names) or list(per_chapter), chapters_folder)
+    chapters = resolve_chapters(list(names) or list(map(str, per_chapter)), chapters_folder)
     sections = {}
     for name, section in per_chapter.items():
-        for path in resolve_chapters([name], chapters_folder):
+        for path in resolve_chapters([str(name)], chapters_folder):  # YAML reads `3:` as an int
             sections[path.resolve()] = section
     runs, problems = [], []
     for path in chapters:
@@ -198,6 +203,9 @@ def _describe(task: tuple[Run, Path, float | None], result: RunResult) -> str:
 def write_summary(results: Sequence[RunResult], out: Path) -> str:
     """OUT/summary.md and OUT/summary.csv, one row per run; returns the Markdown."""
     metric_names = list(dict.fromkeys(name for r in results for name in r.metrics))
+    column_of = {
+        name: f"metric {name}" if name in RESERVED_COLUMNS else name for name in metric_names
+    }
     rows = []
     for result in results:
         run, execution = result.run, result.execution
@@ -209,9 +217,9 @@ def write_summary(results: Sequence[RunResult], out: Path) -> str:
                 "parameters": parameters or "(defaults)",
                 "status": execution.status,
                 "wall time (s)": round(execution.wall_s, 1),
-                **result.metrics,
+                **{column_of[name]: value for name, value in result.metrics.items()},
                 "error": execution.error,
             }
         )
-    columns = [*SUMMARY_COLUMNS, *metric_names, "error"]
+    columns = [*SUMMARY_COLUMNS, *column_of.values(), "error"]
     return write_tables(rows, columns, out / "summary")
