@@ -7,9 +7,12 @@ from collections import Counter
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mingrok import checks
+from mingrok import MinGrokConfig, checks, count_parameters, ffn_size
 from mingrok.attention import soft_cap
+from mingrok.grok1 import _haiku_to_torch_names
+from mingrok.moe import expert_ffn, sparse_moe
 from mingrok.rope import apply_rope, rope_inverse_frequencies, rotate_half
 from mingrok.tokenizer import SHAKESPEARE_CHARS, MinGrokTokenizer
 
@@ -44,6 +47,24 @@ def causal_key_mask(m):
     return torch.ones(m.shape[1], m.shape[1], dtype=torch.bool).tril()[None] & m[:, None, :]
 
 
+def haiku_to_torch(path, array, transpose_linear=True):
+    name, transpose = _haiku_to_torch_names(MinGrokConfig(num_layers=8))[path]
+    return name, array.t() if transpose and transpose_linear else array
+
+
+def kv_cache_bytes(config, tokens, width, heads=None):
+    heads = config.num_kv_heads if heads is None else heads
+    return config.num_layers * 2 * heads * config.head_dim * tokens * width
+
+
+def masked_dense_moe(x, experts, gates, w_gate, w_value, w_out):  # all experts, zero weight on most
+    every = torch.stack(
+        [expert_ffn(x, *(w[e] for w in (w_gate, w_value, w_out))) for e in range(len(w_gate))], 1
+    )
+    weight = torch.zeros(len(x), len(w_gate)).scatter(1, experts, gates)
+    return (weight[..., None] * every).sum(1)
+
+
 def interleaved_rotate(x):
     return torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).flatten(-2)
 
@@ -71,6 +92,15 @@ CASES = {
     ),
     "check_rotate_half": (rotate_half, interleaved_rotate),
     "check_rope": (lambda x, p, b: apply_rope(x[None], p, b)[0], lambda x, p, b: x),
+    "check_geglu_expert": (expert_ffn, lambda x, w, v, u: (F.gelu(x @ w) * (x @ v)) @ u),
+    "check_ffn_size": (ffn_size, lambda d, w: int(w * d)),
+    "check_sparse_dispatch": (sparse_moe, masked_dense_moe),
+    "check_parameter_count": (count_parameters, lambda c: (count_parameters(c)[0],) * 2),
+    "check_kv_cache_bytes": (
+        kv_cache_bytes,
+        lambda c, n, w: kv_cache_bytes(c, n, w, heads=c.num_q_heads),
+    ),
+    "check_haiku_to_torch": (haiku_to_torch, lambda p, a: haiku_to_torch(p, a, False)),
 }
 
 

@@ -6,6 +6,8 @@ Chapters call them right after the reader's code, e.g. ``check_soft_cap(my_soft_
 from ._core import FAIL, NOT_ATTEMPTED, PASS, CheckResult, history, parse_line
 from .attention import check_attention_mask, check_kv_head_for_query, check_soft_cap
 from .embeddings import check_initial_loss, check_rms_norm, check_sandwich_block
+from .experts import check_ffn_size, check_geglu_expert, check_sparse_dispatch
+from .model import check_haiku_to_torch, check_kv_cache_bytes, check_parameter_count
 from .rope import check_inverse_frequencies, check_rope, check_rotate_half
 from .tokenizer import check_char_encoder, check_greedy_merge, check_most_frequent_pair
 
@@ -16,16 +18,22 @@ __all__ = [
     "CheckResult",
     "check_attention_mask",
     "check_char_encoder",
+    "check_ffn_size",
+    "check_geglu_expert",
     "check_greedy_merge",
+    "check_haiku_to_torch",
     "check_initial_loss",
     "check_inverse_frequencies",
+    "check_kv_cache_bytes",
     "check_kv_head_for_query",
     "check_most_frequent_pair",
+    "check_parameter_count",
     "check_rms_norm",
     "check_rope",
     "check_rotate_half",
     "check_sandwich_block",
     "check_soft_cap",
+    "check_sparse_dispatch",
     "history",
     "parse_line",
 ]
