@@ -14,6 +14,7 @@ from mingrok.attention import soft_cap
 from mingrok.grok1 import _haiku_to_torch_names
 from mingrok.moe import expert_ffn, sparse_moe
 from mingrok.rope import apply_rope, rope_inverse_frequencies, rotate_half
+from mingrok.router import load_balancing_loss, router_z_loss
 from mingrok.tokenizer import SHAKESPEARE_CHARS, MinGrokTokenizer
 
 STOI = {c: i for i, c in enumerate(SHAKESPEARE_CHARS)}
@@ -65,6 +66,19 @@ def masked_dense_moe(x, experts, gates, w_gate, w_value, w_out):  # all experts,
     return (weight[..., None] * every).sum(1)
 
 
+def top_k_gates(logits, k):
+    return torch.softmax(logits, dim=-1).topk(k, dim=-1)
+
+
+def renormalised_top_k_gates(logits, k):  # Mixtral's gates: they sum to 1
+    gates, experts = top_k_gates(logits, k)
+    return gates / gates.sum(-1, keepdim=True), experts
+
+
+def mixtral_balance_loss(probs, experts):  # f over tokens, not slots: k times Switch's value
+    return experts.shape[1] * load_balancing_loss(probs, experts)
+
+
 def interleaved_rotate(x):
     return torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).flatten(-2)
 
@@ -101,6 +115,9 @@ CASES = {
         lambda c, n, w: kv_cache_bytes(c, n, w, heads=c.num_q_heads),
     ),
     "check_haiku_to_torch": (haiku_to_torch, lambda p, a: haiku_to_torch(p, a, False)),
+    "check_top_k_gates": (top_k_gates, renormalised_top_k_gates),
+    "check_load_balancing_loss": (load_balancing_loss, mixtral_balance_loss),
+    "check_z_loss": (router_z_loss, lambda z: torch.logsumexp(z, -1).mean() ** 2),
 }
 
 

@@ -9,6 +9,7 @@ from .embeddings import check_initial_loss, check_rms_norm, check_sandwich_block
 from .experts import check_ffn_size, check_geglu_expert, check_sparse_dispatch
 from .model import check_haiku_to_torch, check_kv_cache_bytes, check_parameter_count
 from .rope import check_inverse_frequencies, check_rope, check_rotate_half
+from .router import check_load_balancing_loss, check_top_k_gates, check_z_loss
 from .tokenizer import check_char_encoder, check_greedy_merge, check_most_frequent_pair
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "check_inverse_frequencies",
     "check_kv_cache_bytes",
     "check_kv_head_for_query",
+    "check_load_balancing_loss",
     "check_most_frequent_pair",
     "check_parameter_count",
     "check_rms_norm",
@@ -34,6 +36,8 @@ __all__ = [
     "check_sandwich_block",
     "check_soft_cap",
     "check_sparse_dispatch",
+    "check_top_k_gates",
+    "check_z_loss",
     "history",
     "parse_line",
 ]
