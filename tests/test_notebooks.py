@@ -18,6 +18,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mingrok.course.parameters import read_parameters
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 SCRIPTS = ROOT / "scripts"
@@ -151,6 +153,9 @@ def check_parameters(nb: nbformat.NotebookNode) -> list[str]:
     missing = REQUIRED_PARAMETERS - names
     if missing:
         problems.append(f"the parameters cell lacks {sorted(missing)}")
+    undescribed = [p.name for p in read_parameters(cells[0].source) if not p.meaning]
+    if undescribed:
+        problems.append(f"parameters without a describing comment: {undescribed}")
     return problems
 
 
@@ -421,6 +426,10 @@ def break_parameters_missing(nb):
     find(nb, is_parameters).source = "SEED = 0"
 
 
+def break_parameter_description(nb):
+    find(nb, is_parameters).source += "\nEXTRA = 1"
+
+
 def break_parameters_twice(nb):
     nb.cells.insert(3, nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"]}))
 
@@ -490,6 +499,7 @@ BREAKAGES = {
     break_parameters_computed: "not a literal value",
     break_parameters_missing: "lacks ['DEVICE']",
     break_parameters_twice: "2 cells are tagged 'parameters'",
+    break_parameter_description: "without a describing comment: ['EXTRA']",
     break_hidden: "source_hidden",
     break_form: "cellView",
     break_title_line: "# @title",
@@ -517,12 +527,16 @@ def test_a_badly_named_chapter_is_caught(tmp_path: Path) -> None:
 
 
 def test_parameter_table_reads_names_literals_and_comments() -> None:
-    source = '# the seed\nSEED = 0\nDEVICE = "auto"  # where to run\nNOISE = 0.1\n'
+    source = (
+        '# the seed\nSEED = 0\nDEVICE = "auto"  # where to run\nNOISE = 0.1\n'
+        'SIZE = (\n    "tiny"  # wrapped by ruff: the comment sits inside the parentheses\n)\n'
+    )
     parameters = chapter_parameters.read_parameters(source)
     assert [(p.name, p.default, p.meaning) for p in parameters] == [
         ("SEED", "0", "the seed"),
         ("DEVICE", '"auto"', "where to run"),
         ("NOISE", "0.1", ""),
+        ("SIZE", '"tiny"', "wrapped by ruff: the comment sits inside the parentheses"),
     ]
 
 

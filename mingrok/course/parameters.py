@@ -63,10 +63,12 @@ def read_parameters(source: str) -> list[Parameter]:
         target = statement.targets[0]
         if not isinstance(target, ast.Name):
             continue
+        # The comment on the statement's own lines (ruff may wrap a long one into parentheses),
+        # else a comment alone on the line above.
+        lines = range(statement.lineno, statement.end_lineno + 1)
+        own = [comments[n] for n in lines if n in comments]
         above = statement.lineno - 1
-        meaning = comments.get(statement.end_lineno) or (
-            comments.get(above, "") if above not in lines_with_code else ""
-        )
+        meaning = own[0] if own else comments.get(above, "") if above not in lines_with_code else ""
         default = ast.get_source_segment(source, statement.value) or ast.unparse(statement.value)
         parameters.append(Parameter(target.id, default, meaning))
     return parameters
