@@ -15,7 +15,9 @@ from mingrok.grok1 import _haiku_to_torch_names
 from mingrok.moe import expert_ffn, sparse_moe
 from mingrok.rope import apply_rope, rope_inverse_frequencies, rotate_half
 from mingrok.router import load_balancing_loss, router_z_loss
+from mingrok.sampling import top_k_filter, top_p_filter
 from mingrok.tokenizer import SHAKESPEARE_CHARS, MinGrokTokenizer
+from mingrok.train import TrainConfig, learning_rate_at
 
 STOI = {c: i for i, c in enumerate(SHAKESPEARE_CHARS)}
 
@@ -83,6 +85,29 @@ def interleaved_rotate(x):
     return torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).flatten(-2)
 
 
+def cosine_lr(step, steps, warmup, peak, minimum):
+    config = TrainConfig(
+        steps=steps, warmup_steps=warmup, learning_rate=peak, min_learning_rate=minimum
+    )
+    return learning_rate_at(step, config)
+
+
+def warmup_from_zero(step, steps, warmup, peak, minimum):  # step 0 gets lr 0
+    return peak * step / warmup if step < warmup else cosine_lr(step, steps, warmup, peak, minimum)
+
+
+def greedy_or_softmax(logits, temperature):
+    if temperature == 0:
+        return F.one_hot(logits.argmax(), len(logits)).float()
+    return torch.softmax(logits / temperature, dim=-1)
+
+
+def nucleus_below_p(logits, p):  # keeps tokens while the running total stays <= p: too few
+    probs, order = torch.softmax(logits, -1).sort(dim=-1, descending=True)
+    keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, probs.cumsum(-1) <= p)
+    return logits.masked_fill(~keep, -1e10)
+
+
 CASES = {
     # name: (right answer, wrong answer)
     "check_char_encoder": (lambda t: [STOI[c] for c in t], lambda t: [STOI[c] + 1 for c in t]),
@@ -118,6 +143,14 @@ CASES = {
     "check_top_k_gates": (top_k_gates, renormalised_top_k_gates),
     "check_load_balancing_loss": (load_balancing_loss, mixtral_balance_loss),
     "check_z_loss": (router_z_loss, lambda z: torch.logsumexp(z, -1).mean() ** 2),
+    "check_nats_per_char": (
+        lambda loss, chars: loss.sum() / chars.sum(),
+        lambda loss, chars: (loss / chars).mean(),
+    ),
+    "check_cosine_lr": (cosine_lr, warmup_from_zero),
+    "check_temperature": (greedy_or_softmax, lambda z, t: torch.softmax(z * t, dim=-1)),
+    "check_top_p_filter": (top_p_filter, nucleus_below_p),
+    "check_top_k_filter": (top_k_filter, lambda z, k: top_k_filter(z, k + 1)),
 }
 
 

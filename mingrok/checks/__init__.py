@@ -10,7 +10,9 @@ from .experts import check_ffn_size, check_geglu_expert, check_sparse_dispatch
 from .model import check_haiku_to_torch, check_kv_cache_bytes, check_parameter_count
 from .rope import check_inverse_frequencies, check_rope, check_rotate_half
 from .router import check_load_balancing_loss, check_top_k_gates, check_z_loss
+from .sampling import check_temperature, check_top_k_filter, check_top_p_filter
 from .tokenizer import check_char_encoder, check_greedy_merge, check_most_frequent_pair
+from .training import check_cosine_lr, check_nats_per_char
 
 __all__ = [
     "FAIL",
@@ -19,6 +21,7 @@ __all__ = [
     "CheckResult",
     "check_attention_mask",
     "check_char_encoder",
+    "check_cosine_lr",
     "check_ffn_size",
     "check_geglu_expert",
     "check_greedy_merge",
@@ -29,6 +32,7 @@ __all__ = [
     "check_kv_head_for_query",
     "check_load_balancing_loss",
     "check_most_frequent_pair",
+    "check_nats_per_char",
     "check_parameter_count",
     "check_rms_norm",
     "check_rope",
@@ -36,7 +40,10 @@ __all__ = [
     "check_sandwich_block",
     "check_soft_cap",
     "check_sparse_dispatch",
+    "check_temperature",
+    "check_top_k_filter",
     "check_top_k_gates",
+    "check_top_p_filter",
     "check_z_loss",
     "history",
     "parse_line",
