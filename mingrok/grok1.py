@@ -124,7 +124,7 @@ def flatten_haiku_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _haiku_to_torch_names(config: MinGrokConfig) -> dict[str, tuple[str, bool]]:
+def haiku_to_torch_names(config: MinGrokConfig) -> dict[str, tuple[str, bool]]:
     """Haiku path → (state_dict name, whether to transpose [in, out] → [out, in])."""
     names = {
         "language_model/in_out_embed/embeddings": ("embed.weight", False),
@@ -158,7 +158,7 @@ def from_haiku_params(params: Mapping[str, Any], config: MinGrokConfig) -> MinGr
     missing, unexpected or mis-shaped key raises ``KeyError``/``ValueError`` naming it.
     """
     flat = flatten_haiku_params(params)
-    names = _haiku_to_torch_names(config)
+    names = haiku_to_torch_names(config)
     missing = sorted(set(names) - set(flat))
     if missing:
         raise KeyError(

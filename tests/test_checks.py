@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from mingrok import MinGrokConfig, checks, count_parameters, ffn_size
 from mingrok.attention import soft_cap
-from mingrok.grok1 import _haiku_to_torch_names
+from mingrok.grok1 import haiku_to_torch_names
 from mingrok.moe import expert_ffn, sparse_moe
 from mingrok.rope import apply_rope, rope_inverse_frequencies, rotate_half
 from mingrok.router import load_balancing_loss, router_z_loss
@@ -51,7 +51,7 @@ def causal_key_mask(m):
 
 
 def haiku_to_torch(path, array, transpose_linear=True):
-    name, transpose = _haiku_to_torch_names(MinGrokConfig(num_layers=8))[path]
+    name, transpose = haiku_to_torch_names(MinGrokConfig(num_layers=8))[path]
     return name, array.t() if transpose and transpose_linear else array
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..config import GROK1, SHAKESPEARE, MinGrokConfig, count_parameters
-from ..grok1 import _haiku_to_torch_names
+from ..grok1 import haiku_to_torch_names
 from ..model import MinGrok
 from ._core import CheckFailed, call, exercise
 
@@ -101,7 +101,7 @@ def check_haiku_to_torch(haiku_to_torch) -> str:
     config = _ODD.replace(num_layers=2)
     target = MinGrok(config).state_dict()
     generator = torch.Generator().manual_seed(73)
-    for path, (name, transpose) in _haiku_to_torch_names(config).items():
+    for path, (name, transpose) in haiku_to_torch_names(config).items():
         shape = tuple(target[name].shape)
         array = torch.randn(shape[::-1] if transpose else shape, generator=generator)
         got = call(haiku_to_torch, path, array.clone())
