@@ -2,7 +2,7 @@
 
 - Colab opens the notebook file alone. When `google.colab` is loaded and mingrok is missing, the
   cell installs the package from the repository at the book's release tag, with pip's default
-  dependency resolution: the package's requirements are loose (torch>=2.3, numpy, safetensors, tqdm)
+  dependency resolution: the package's requirements are loose (torch>=2.4, numpy, safetensors, tqdm)
   and Colab already satisfies them, so pip installs mingrok and keeps Colab's CUDA torch.
   (`--no-deps` would also keep torch, but would break the day a requirement is missing from
   Colab.) Never `pip install -r requirements.txt` there: its exact pins would replace Colab's torch.
