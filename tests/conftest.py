@@ -37,6 +37,14 @@ def tiny_config(**changes) -> MinGrokConfig:
     return MinGrokConfig(**base)
 
 
+def shakespeare_path() -> Path:
+    """The repo's input.txt (placed by `make data`), else the shared copy it is made from."""
+    for path in (REPO / "input.txt", REPO.parent / "shared" / "input.txt"):
+        if path.is_file():
+            return path
+    pytest.fail("TinyShakespeare not found: run `make data` (python -m mingrok.data --place ...)")
+
+
 def fixture_path(name: str) -> Path:
     path = FIXTURES / name
     if not path.exists():

@@ -29,15 +29,7 @@ from mingrok.data import (
     split_text,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shakespeare_path() -> Path:
-    """The repo's input.txt (placed by `make data`), else the shared copy it is made from."""
-    for path in (REPO_ROOT / "input.txt", REPO_ROOT.parent / "shared" / "input.txt"):
-        if path.is_file():
-            return path
-    pytest.fail("TinyShakespeare not found: run `make data` (python -m mingrok.data --place ...)")
+from .conftest import shakespeare_path
 
 
 @pytest.fixture(scope="module")

@@ -22,19 +22,13 @@ from mingrok.tokenizer import (
     train_merges,
 )
 
+from .conftest import shakespeare_path
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = REPO_ROOT.parent / "shared" / "fixtures" / "mingrok_tokenizer.json"
 SPEC_EXAMPLE = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?"
 SPEC_EXAMPLE_IDS = [22, 33, 24, 21, 17, 32, 71, 27, 1, 30, 53, 83, 53, 66, 30, 53, 83, 53, 2, 1, 61,
                     87, 93, 105, 43, 1, 77, 58, 1, 65, 67, 1, 30, 53, 83, 53, 12]  # fmt: skip
-
-
-def shakespeare_path() -> Path:
-    """The repo's input.txt (placed by `make data`), else the shared copy it is made from."""
-    for path in (REPO_ROOT / "input.txt", REPO_ROOT.parent / "shared" / "input.txt"):
-        if path.is_file():
-            return path
-    pytest.fail("TinyShakespeare not found: run `make data` (python -m mingrok.data --place ...)")
 
 
 @pytest.fixture(scope="module")
