@@ -112,12 +112,13 @@ class Router(nn.Module):
         self.noise_seed = seed
         self._generator = None
 
-    @property
-    def noise_generator(self) -> torch.Generator | None:
-        """The generator that draws this router's noise (None until first used)."""
-        return self._generator
+    def noise_generator(self, device: torch.device | str | None = None) -> torch.Generator:
+        """The generator that draws this router's noise, on ``device`` (default: the router's).
 
-    def _generator_for(self, device: torch.device) -> torch.Generator:
+        Created from ``noise_seed`` on first use; a trainer saves and restores its state so that a
+        resumed run draws the same noise as an uninterrupted one.
+        """
+        device = torch.device(device) if device is not None else self.linear.weight.device
         if self._generator is None or self._generator.device != device:
             self._generator = torch.Generator(device=device)
             self._generator.manual_seed(self.noise_seed)
@@ -129,7 +130,7 @@ class Router(nn.Module):
         x32 = x.float()
         noisy = self.training and config.router_noise != "none"
         if noisy:
-            generator = self._generator_for(x.device)
+            generator = self.noise_generator(x.device)
             strength = config.router_noise_std
         if noisy and config.router_noise == "jitter":
             uniform = torch.rand(x32.shape, generator=generator, device=x.device)

@@ -341,7 +341,7 @@ class Trainer:
         tensors["rng.data"] = self.data_generator.get_state()
         tensors["rng.dropout"] = torch.get_rng_state()
         for index, router in enumerate(_routers(self.model)):
-            tensors[f"rng.router.{index}"] = _router_generator(router).get_state()
+            tensors[f"rng.router.{index}"] = router.noise_generator().get_state()
         return tensors
 
     def state_metadata(self) -> dict[str, Any]:
@@ -376,15 +376,10 @@ class Trainer:
         self.data_generator.set_state(tensors["rng.data"])
         torch.set_rng_state(tensors["rng.dropout"])
         for index, router in enumerate(_routers(self.model)):
-            _router_generator(router).set_state(tensors[f"rng.router.{index}"])
+            router.noise_generator().set_state(tensors[f"rng.router.{index}"])
         self.step_index = int(metadata["step"])
         self.history = TrainHistory.from_dict(metadata["history"])
 
 
 def _routers(model: MinGrok) -> Sequence[Router]:
     return [layer.moe.router for layer in model.layers]
-
-
-def _router_generator(router: Router) -> torch.Generator:
-    """The router's noise generator, created from its seed if no noise was drawn yet."""
-    return router._generator_for(router.linear.weight.device)
