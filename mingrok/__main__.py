@@ -23,6 +23,17 @@ MODEL_NAME = "model.safetensors"  # weights only, what `sample`, `eval` and the 
 HISTORY_NAME = "history.json"
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option with a value shows its default; none says "(default: None)" or a repeat."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        no_value = action.default is None or action.default is False  # (0 is a real default)
+        if action.required or no_value or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 def add_train_command(subparsers: argparse._SubParsersAction) -> None:
     from .train import TrainConfig
 
@@ -37,25 +48,45 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
             "(resumable with --resume); the end writes OUT/model.safetensors (weights only) and "
             "OUT/history.json."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--preset", choices=PRESETS, default="shakespeare", help="model config")
     model.add_argument("--config", metavar="JSON", help="a JSON file of MinGrokConfig fields")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
     parser.add_argument("--resume", action="store_true", help="continue OUT/checkpoint")
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps")
+    parser.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="windows of text per step"
+    )
     parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak lr")
-    parser.add_argument("--min-lr", type=float, default=defaults.min_learning_rate)
-    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
-    parser.add_argument("--eval-interval", type=int, default=defaults.eval_interval)
+    parser.add_argument(
+        "--min-lr",
+        type=float,
+        default=defaults.min_learning_rate,
+        help="lr at the end of the cosine",
+    )
+    parser.add_argument(
+        "--warmup-steps", type=int, default=defaults.warmup_steps, help="linear warm-up to the peak"
+    )
+    parser.add_argument(
+        "--weight-decay", type=float, default=defaults.weight_decay, help="AdamW, matrices only"
+    )
+    parser.add_argument(
+        "--grad-clip", type=float, default=defaults.grad_clip, help="max global gradient norm"
+    )
+    parser.add_argument(
+        "--eval-interval",
+        type=int,
+        default=defaults.eval_interval,
+        help="steps between evaluations",
+    )
     parser.add_argument(
         "--eval-windows", type=int, default=None, help="evaluate on the first N windows (all)"
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help="seeds data, dropout and router noise"
+    )
     _add_common(parser)
     parser.set_defaults(run=run_train)
 
@@ -65,15 +96,17 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
         "sample",
         help="generate text from a checkpoint",
         description="Continue a prompt with a trained model (the shipped one by default).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     _add_checkpoint(parser)
-    parser.add_argument("--prompt", default="JULIET:\nO Romeo, Romeo! wherefore art thou")
-    parser.add_argument("--max-new-tokens", type=int, default=300)
+    parser.add_argument(
+        "--prompt", default="JULIET:\nO Romeo, Romeo! wherefore art thou", help="text to continue"
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate")
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
     parser.add_argument("--top-k", type=int, default=None, help="keep the k likeliest tokens")
     parser.add_argument("--top-p", type=float, default=None, help="nucleus (grok-1's rule)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context")
     _add_common(parser, data=False)
     parser.set_defaults(run=run_sample)
@@ -87,12 +120,14 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
             "Cross-entropy per character on the last 10% of TinyShakespeare, over non-overlapping "
             "windows of the model's full context."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     _add_checkpoint(parser)
-    parser.add_argument("--split", choices=("val", "train"), default="val")
+    parser.add_argument(
+        "--split", choices=("val", "train"), default="val", help="last 10%% or first 90%%"
+    )
     parser.add_argument("--max-windows", type=int, default=None, help="first N windows (all)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
     _add_common(parser)
     parser.set_defaults(run=run_eval)
 
