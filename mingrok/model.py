@@ -23,7 +23,7 @@ from .config import MinGrokConfig
 from .kv_cache import KVCache
 from .moe import MoELayer
 from .norm import RMSNorm
-from .router import RouterStats
+from .router import Router, RouterStats
 
 
 @dataclass
@@ -106,8 +106,10 @@ class MinGrok(nn.Module):
                 nn.init.normal_(module.weight, std=1 / math.sqrt(module.in_features))
             elif isinstance(module, MoELayer):
                 module.reset_parameters()
-            elif hasattr(module, "noise_linear"):
-                nn.init.zeros_(module.noise_linear.weight)
+        # The router's noise map last: the pass above reaches it (a child) after its router.
+        for module in self.modules():
+            if isinstance(module, Router):
+                module.reset_parameters()
 
     def seed_router_noise(self, seed: int) -> None:
         """Give every layer's router its own reproducible noise stream (seed + layer index)."""

@@ -101,11 +101,16 @@ class Router(nn.Module):
         self.config = config
         self.linear = nn.Linear(config.d_model, config.num_experts, bias=False)  # router/w
         if config.router_noise == "noisy_topk":
-            # Zero init: the learned noise scale starts at softplus(0) = ln 2 for every expert.
             self.noise_linear = nn.Linear(config.d_model, config.num_experts, bias=False)
-            nn.init.zeros_(self.noise_linear.weight)
+        self.reset_parameters()
         self.noise_seed = layer_index
         self._generator: torch.Generator | None = None
+
+    def reset_parameters(self) -> None:
+        """The noise map starts at zero, so the learned noise scale is softplus(0) = ln 2 for every
+        expert. (The router weights themselves follow the model's rule for every projection.)"""
+        if hasattr(self, "noise_linear"):
+            nn.init.zeros_(self.noise_linear.weight)
 
     def seed_noise(self, seed: int) -> None:
         """Restart this router's noise stream: the same seed gives the same noise."""

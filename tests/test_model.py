@@ -140,3 +140,10 @@ def test_bad_input_mask_shape():
         MinGrok(tiny_config())(
             torch.zeros(1, 4, dtype=torch.long), torch.ones(1, 3, dtype=torch.bool)
         )
+
+
+def test_noisy_topk_noise_map_starts_at_zero_in_the_full_model():
+    model = MinGrok(tiny_config(router_noise="noisy_topk", router_noise_std=1.0))
+    for layer in model.layers:
+        assert layer.moe.router.noise_linear.weight.abs().sum() == 0
+        assert layer.moe.router.linear.weight.abs().sum() > 0
