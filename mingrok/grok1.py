@@ -219,10 +219,10 @@ def load_reference(path: str | Path) -> Grok1Reference:
         if key.startswith(("language_model/", "transformer/"))
     }
     tokens = torch.as_tensor(arrays["tokens"]).long()
-    mask = arrays["input_mask"] if "input_mask" in arrays.files else None
-    input_mask = input_mask_from_tokens(tokens, raw["lm"].get("pad_token", 0))
-    if mask is not None:
-        input_mask = torch.as_tensor(mask).bool()
+    if "input_mask" in arrays.files:  # as the official code computed it
+        input_mask = torch.as_tensor(arrays["input_mask"]).bool()
+    else:
+        input_mask = input_mask_from_tokens(tokens, raw["lm"].get("pad_token", 0))
     return Grok1Reference(
         config_from_grok1(raw["lm"], raw["model"]), params, tokens, input_mask, arrays, raw
     )
