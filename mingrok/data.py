@@ -235,7 +235,8 @@ def _how_to_provide(problem: str) -> str:
     return (
         f"{problem}\nTo provide TinyShakespeare yourself, download {SHAKESPEARE_URL} "
         f"(sha256 {SHAKESPEARE_SHA256}, {SHAKESPEARE_NUM_BYTES:,} bytes) and either\n"
-        f"  - pass its path: load_shakespeare(path='/path/to/input.txt'),\n"
+        f"  - pass its path: --data /path/to/input.txt on the command line (python -m mingrok),\n"
+        f"    load_shakespeare(path='/path/to/input.txt') in Python,\n"
         f"  - set the environment variable {DATA_ENV_VAR}=/path/to/input.txt, or\n"
         f"  - save it as {cache_path()} (or as input.txt in the repository root)."
     )

@@ -1,14 +1,17 @@
 """The first code cell of every chapter: it makes `import mingrok` work wherever the notebook runs.
 
 - Colab opens the notebook file alone. When `google.colab` is loaded and mingrok is missing, the
-  cell installs the package from the repository at the book's release tag, with pip's default
-  dependency resolution: the package's requirements are loose (torch>=2.4, numpy, safetensors, tqdm)
+  cell installs the package from the repository at the book's release tag (scripts/release.py:
+  the same tag the book's Colab button opens the notebook at), with pip's default dependency
+  resolution: the package's requirements are loose (torch>=2.4, numpy, safetensors, tqdm)
   and Colab already satisfies them, so pip installs mingrok and keeps Colab's CUDA torch.
   (`--no-deps` would also keep torch, but would break the day a requirement is missing from
   Colab.) Never `pip install -r requirements.txt` there: its exact pins would replace Colab's torch.
 - Binder and a local checkout have the package installed (binder/postBuild, `-e .` in
   requirements.txt), so the cell does nothing. In a clone without the install, it puts the
   repository root (the first folder above the notebook holding pyproject.toml) on sys.path.
+- A notebook downloaded alone and run in some other Jupyter stops at this cell with the one
+  `%pip install` line that works without a clone (Run All stops at the first error).
 
 The cell prints nothing on the happy path, so that strict nbval compares stable outputs.
 
@@ -26,10 +29,10 @@ from pathlib import Path
 
 import nbformat
 
-# The book's release: the one place that names it. Bump it together with the git tag.
-RELEASE_TAG = "v0.1.0"
-REPOSITORY_URL = "https://github.com/mingrok/mingrok-book"
-PACKAGE_SPEC = f"mingrok @ git+{REPOSITORY_URL}@{RELEASE_TAG}"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from release import package_spec  # the release facts have one owner
+
+PACKAGE_SPEC = package_spec()
 
 CELL_TAGS = ["bootstrap", "hide-input"]
 
@@ -41,15 +44,18 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("mingrok") is None:
+    package = "{PACKAGE_SPEC}"  # the release this notebook belongs to
     if "google.colab" in sys.modules:
         # Colab's torch already meets the package's loose requirements, so pip keeps it.
-        package = "{PACKAGE_SPEC}"
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
     else:
         here = pathlib.Path.cwd().resolve()
         roots = [p for p in (here, *here.parents) if (p / "pyproject.toml").is_file()]
-        if not roots:
-            raise ModuleNotFoundError("mingrok is missing: run `pip install -e .` in the repo")
+        if not roots:  # this notebook alone, outside a clone: the one line that fixes it
+            raise ModuleNotFoundError(
+                f"mingrok is not installed. Run  %pip install '{{package}}'  in a cell, "
+                "restart the kernel, then run this notebook again."
+            )
         sys.path.insert(0, str(roots[0]))'''
 
 

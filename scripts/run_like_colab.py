@@ -5,11 +5,16 @@ torch, numpy, matplotlib, ipywidgets, ipykernel, tqdm and safetensors, and by a 
 `google.colab` module imported at kernel start. The chapter is copied alone into an empty folder
 and executed top to bottom, so its first cell takes the Colab branch and runs the real
 `pip install "mingrok @ git+https://github.com/mingrok/mingrok-book@<tag>"`. git is pointed at a
-local clone of this repository's HEAD, tagged with the release tag, so no network is needed and the
-test covers what is committed (not the working tree).
+local clone of this repository, so no network is needed.
+
+What runs is what a reader gets: the chapter and the package both come from the release tag
+(scripts/release.py), the ref the book's Colab button opens. The script refuses to run when the
+button and the bootstrap name different refs, and when the tag does not exist: a reader would get a
+failing install. `--rehearse` runs the committed HEAD as if it were tagged, to try a release before
+cutting it (it says so; the tag is created only inside the throwaway clone).
 
 Usage (from the repository root):
-    .venv/bin/python scripts/run_like_colab.py chapters/03_attention.ipynb [--fresh]
+    .venv/bin/python scripts/run_like_colab.py chapters/03_attention.ipynb [--fresh] [--rehearse]
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from colab_bootstrap import RELEASE_TAG, REPOSITORY_URL  # noqa: E402
+from release import disagreements, release_tag, repository_url  # noqa: E402
 
 VENV = ROOT / "_build" / "colab-venv"
 # What Colab preinstalls, as far as the chapters and the package are concerned.
@@ -64,18 +69,34 @@ def colab_like_venv(fresh: bool) -> Path:
     return python
 
 
-def local_release(work: Path) -> Path:
-    """A clone of HEAD tagged RELEASE_TAG; git rewrites the GitHub URL to it (see gitconfig)."""
+def tag_exists(tag: str) -> bool:
+    probe = ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}"]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+def local_release(work: Path, rehearse: bool) -> tuple[Path, str]:
+    """A clone at the release tag; git rewrites the GitHub URL to it. Returns (gitconfig, ref)."""
+    tag = release_tag()
     clone = work / "repository"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-    subprocess.run(["git", "-C", str(clone), "tag", "--force", RELEASE_TAG], check=True)
+    if rehearse:  # HEAD stands in for the tag, in the throwaway clone only
+        subprocess.run(["git", "-C", str(clone), "tag", "--force", tag], check=True)
+    subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", tag], check=True)
     config = work / "gitconfig"
     config.write_text(
-        f'[url "file://{clone}"]\n\tinsteadOf = {REPOSITORY_URL}\n'
+        f'[url "file://{clone}"]\n\tinsteadOf = {repository_url()}\n'
         '[protocol "file"]\n\tallow = always\n',
         encoding="utf-8",
     )
-    return config
+    return config, tag
+
+
+def chapter_at(clone: Path, chapter: Path) -> Path:
+    """The chapter as the Colab button opens it: the file at the tag, not the working tree's."""
+    tagged = clone / chapter.resolve().relative_to(ROOT)
+    if not tagged.is_file():
+        raise SystemExit(f"{chapter} does not exist at {release_tag()}")
+    return tagged
 
 
 def colab_kernel(work: Path, python: Path, gitconfig: Path) -> None:
@@ -104,15 +125,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapter", type=Path)
     parser.add_argument("--fresh", action="store_true", help="rebuild the Colab-like venv")
+    parser.add_argument(
+        "--rehearse", action="store_true", help="run HEAD as if it were the release tag"
+    )
     args = parser.parse_args(argv)
 
+    problems = disagreements()
+    if problems:
+        print("\n".join(["the release facts disagree:", *problems]), file=sys.stderr)
+        return 1
+    if not (args.rehearse or tag_exists(release_tag())):
+        print(
+            f"tag {release_tag()} does not exist: Colab readers would fail to install the package. "
+            "Cut the release (README.md, 'Releasing'), or try it first with --rehearse.",
+            file=sys.stderr,
+        )
+        return 1
     python = colab_like_venv(args.fresh)
     work = Path(tempfile.mkdtemp(prefix="colab-like-"))
-    colab_kernel(work, python, local_release(work))
+    gitconfig, ref = local_release(work, args.rehearse)
+    colab_kernel(work, python, gitconfig)
+    source = chapter_at(work / "repository", args.chapter)
+    print(f"{args.chapter}: notebook and package at {ref}" + (" (rehearsal: HEAD)" * args.rehearse))
     alone = work / "notebook"
     alone.mkdir()
     copy = alone / args.chapter.name
-    shutil.copy(args.chapter, copy)
+    shutil.copy(source, copy)
     nb = nbformat.read(copy, as_version=4)
     client = NotebookClient(
         nb, kernel_name=KERNEL_NAME, timeout=900, resources={"metadata": {"path": str(alone)}}

@@ -9,7 +9,6 @@ exercises yet: launch links, figure alt text, and widgets rendering offline in h
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import re
 import shutil
@@ -23,25 +22,25 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup
 
+from .conftest import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
-REPOSITORY = "https://github.com/mingrok/mingrok-book"
-COLAB = "https://colab.research.google.com/github/mingrok/mingrok-book/blob/main/"
-BINDER = "https://mybinder.org/v2/gh/mingrok/mingrok-book/main?urlpath="
+
+
+# The launch buttons open the notebooks at the release tag, the ref the bootstrap cell installs.
+release = load_script("release")
+REPOSITORY = release.repository_url()
+OWNER_REPO = REPOSITORY.removeprefix("https://github.com/")
+REF = release.release_tag()
+COLAB = f"https://colab.research.google.com/github/{OWNER_REPO}/blob/{REF}/"
+BINDER = f"https://mybinder.org/v2/gh/{OWNER_REPO}/{REF}?urlpath="
 LAUNCH_SERVICES = ("https://colab.research.google.com/github/", "https://mybinder.org/v2/")
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 CDN_WIDGET_JS = re.compile(
     r"https?://[^\"'\s]*(?:require(?:\.min)?\.js|@jupyter-widgets/html-manager|embed-amd\.js)"
 )
 VENDORED = ROOT / "static" / "widgets" / "vendor"
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def build(source: Path, output: Path) -> Path:
@@ -210,12 +209,12 @@ def assert_launch_links_resolve(site: Path, repository: Path) -> None:
             elif href.startswith(BINDER):
                 path = unquote(href[len(BINDER) :]).removeprefix("lab/tree/").removeprefix("tree/")
             elif href.startswith(f"{REPOSITORY}/blob/"):
-                path = href.removeprefix(f"{REPOSITORY}/blob/main/")
+                path = href.removeprefix(f"{REPOSITORY}/blob/{REF}/")
                 if path == href:
-                    problems.append(f"{page.name}: not on main: {href}")
+                    problems.append(f"{page.name}: not at the release tag {REF}: {href}")
                     continue
             elif href.startswith(LAUNCH_SERVICES):
-                problems.append(f"{page.name}: launch link not on main: {href}")
+                problems.append(f"{page.name}: launch link not at the release tag {REF}: {href}")
                 continue
             else:
                 continue

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,10 +21,8 @@ from mingrok.tokenizer import (
     train_merges,
 )
 
-from .conftest import shakespeare_path
+from .conftest import fixture_path, shakespeare_path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = REPO_ROOT.parent / "shared" / "fixtures" / "mingrok_tokenizer.json"
 SPEC_EXAMPLE = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?"
 SPEC_EXAMPLE_IDS = [22, 33, 24, 21, 17, 32, 71, 27, 1, 30, 53, 83, 53, 66, 30, 53, 83, 53, 2, 1, 61,
                     87, 93, 105, 43, 1, 77, 58, 1, 65, 67, 1, 30, 53, 83, 53, 12]  # fmt: skip
@@ -33,7 +30,7 @@ SPEC_EXAMPLE_IDS = [22, 33, 24, 21, 17, 32, 71, 27, 1, 30, 53, 83, 53, 66, 30, 5
 
 @pytest.fixture(scope="module")
 def table() -> dict:
-    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+    return json.loads(fixture_path("mingrok_tokenizer.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
