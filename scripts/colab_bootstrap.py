@@ -44,7 +44,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("mingrok") is None:
-    package = "{PACKAGE_SPEC}"  # the release this notebook belongs to
+    # The release this notebook belongs to (the book's Colab button opens it at the same tag).
+    package = "{PACKAGE_SPEC}"
     if "google.colab" in sys.modules:
         # Colab's torch already meets the package's loose requirements, so pip keeps it.
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)

