@@ -73,6 +73,8 @@ def test_help_reads_well_and_lists_every_command():
         check=True,
     )
     assert "--resume" in result.stdout and "nats" in result.stdout
+    # --data's default is a search, described as one: nothing has been looked for yet
+    assert "(found)" not in result.stdout and "$MINGROK_DATA" in result.stdout
 
 
 def test_bad_values_give_an_error_message_not_a_traceback(tmp_path, capsys):

@@ -7,6 +7,7 @@ urlopen, and every test that searches runs in a temporary folder with its own ca
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import urllib.error
 import urllib.request
@@ -162,6 +163,7 @@ def test_a_failed_download_says_how_to_provide_the_file(isolated, monkeypatch):
     message = str(raised.value)
     assert f"Downloading TinyShakespeare from {unreachable} failed" in message
     assert "load_shakespeare(path=" in message
+    assert "--data /path/to/input.txt" in message  # what a command-line user types
     assert f"{DATA_ENV_VAR}=/path/to/input.txt" in message
     assert str(cache_path()) in message
     assert SHAKESPEARE_SHA256 in message
@@ -253,3 +255,16 @@ def test_batch_arguments_are_validated(kwargs, message):
 def test_batches_need_an_explicit_generator():
     with pytest.raises(TypeError, match=r"generator must be a torch\.Generator, got NoneType"):
         random_batches(torch.arange(10), 2, 4, None)
+
+
+def test_a_command_run_anywhere_in_a_clone_finds_its_top_level_copy(isolated, real_bytes):
+    """`make book` and `make test` put input.txt at the root of the clone; `python -m mingrok`
+    started from any folder inside it (here two levels down; the checkout root is elsewhere) finds
+    it."""
+    clone = isolated / "clone"
+    (clone / "mingrok" / "pretrained").mkdir(parents=True)
+    (clone / "pyproject.toml").write_text("")
+    (clone / "input.txt").write_bytes(real_bytes)
+    for folder in (clone, clone / "mingrok" / "pretrained"):
+        os.chdir(folder)
+        assert find_shakespeare(download=False) == clone / "input.txt"

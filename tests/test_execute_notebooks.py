@@ -1,0 +1,75 @@
+"""`make notebooks` writes the same bytes twice: what varies from run to run is normalised away."""
+
+from __future__ import annotations
+
+import uuid
+
+import nbformat
+
+from .conftest import load_script
+
+execute_notebooks = load_script("execute_notebooks")
+
+
+def widget_notebook(model_ids: list[str]) -> nbformat.NotebookNode:
+    """A notebook as nbclient stores one with a box holding a slider: ids are random per run."""
+    box, slider = model_ids
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("display(box)", id="widget-cell")
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            data={
+                "application/vnd.jupyter.widget-view+json": {"model_id": box, "version_major": 2},
+                "text/plain": "VBox(...)",
+            },
+        )
+    ]
+    nb.cells = [cell]
+    nb.metadata["widgets"] = {
+        execute_notebooks.WIDGET_STATE: {
+            "state": {
+                box: {"model_name": "VBoxModel", "state": {"children": [f"IPY_MODEL_{slider}"]}},
+                slider: {"model_name": "FloatSliderModel", "state": {"value": 1.0}},
+            },
+            "version_major": 2,
+            "version_minor": 0,
+        }
+    }
+    return nb
+
+
+def test_widget_ids_depend_only_on_the_notebook_and_their_order():
+    first = [uuid.uuid4().hex, uuid.uuid4().hex]
+    second = [uuid.uuid4().hex, uuid.uuid4().hex]
+    a = execute_notebooks.stable_widget_ids(widget_notebook(first), "05_router.ipynb")
+    b = execute_notebooks.stable_widget_ids(widget_notebook(second), "05_router.ipynb")
+    assert nbformat.writes(a) == nbformat.writes(b)
+    text = nbformat.writes(a)
+    assert not any(model_id in text for model_id in first)
+    # every reference is renamed consistently: the view, the state key, the child link
+    state = a.metadata["widgets"][execute_notebooks.WIDGET_STATE]["state"]
+    box, slider = state
+    assert a.cells[0].outputs[0].data["application/vnd.jupyter.widget-view+json"]["model_id"] == box
+    assert state[box]["state"]["children"] == [f"IPY_MODEL_{slider}"]
+    other = execute_notebooks.stable_widget_ids(widget_notebook(first), "09_sampling.ipynb")
+    assert set(other.metadata["widgets"][execute_notebooks.WIDGET_STATE]["state"]) != set(state)
+
+
+def test_printed_text_is_one_stream_per_run_and_keeps_its_place():
+    cell = nbformat.v4.new_code_cell("...")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="first line"),
+        nbformat.v4.new_output("stream", name="stdout", text="\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="a warning\n"),
+        nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"}),
+        nbformat.v4.new_output("stream", name="stdout", text="after the figure\n"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    execute_notebooks.merge_consecutive_streams(nb)
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in cell.outputs] == [
+        ("stream", "stdout", "first line\n"),
+        ("stream", "stderr", "a warning\n"),
+        ("display_data", None, None),
+        ("stream", "stdout", "after the figure\n"),
+    ]
