@@ -60,10 +60,11 @@ book: $(STAMP) input.txt
 linkcheck: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --builder linkcheck
 
-# Re-execute the chapters in place (outputs, widget state; no timing metadata). `make notebooks
-# CHAPTERS="chapters/03_attention.ipynb"` runs only those.
+# Re-execute the chapters in place (outputs, widget state; no timing metadata); two runs write the
+# same bytes. `make notebooks CHAPTERS="chapters/03_attention.ipynb"` runs only those;
+# `make notebooks FRESH_TIMINGS=1` also stores new timings where nothing else changed.
 notebooks: $(STAMP) input.txt
-	$(PY) scripts/execute_notebooks.py $(CHAPTERS)
+	$(PY) scripts/execute_notebooks.py $(if $(FRESH_TIMINGS),--fresh-timings) $(CHAPTERS)
 
 # Strict nbval: re-execute every chapter and compare each output with the stored one, twice: on this
 # machine's own CPU code path, then on another one (ATen's portable kernels, MKL in its reproducible

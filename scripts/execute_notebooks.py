@@ -4,20 +4,25 @@ Each notebook runs top to bottom in a fresh kernel of this interpreter (the virt
 Python, whatever other kernels the machine has), with the chapters folder as working directory, as
 nbval and the book assume. Widget state is stored, so the static site can render widgets; per-cell
 timing metadata is not. Running it twice on one machine writes byte-identical notebooks, so a diff
-shows only what the code changed: consecutive stream outputs are merged (the kernel splits printed
-text into messages at arbitrary points) and widget model ids, random UUIDs, are renamed after the
-notebook and their order. A cell error stops everything, names the notebook and cell, and leaves
-that notebook untouched on disk.
+shows only what the code changed:
+- consecutive stream outputs are merged (the kernel splits printed text at arbitrary points);
+- widget model ids, random UUIDs, are renamed after the notebook and their order;
+- a cell whose new outputs differ from its stored ones only where nbval's sanitizers blank them
+  (durations, throughputs, speed-ups, addresses: tests/nbval_sanitize.cfg) keeps the stored ones.
+  `--fresh-timings` stores every new measurement instead: use it when a change makes code faster.
+A cell error stops everything, names the notebook and cell, and leaves that notebook untouched.
 
 Usage (from the repository root):
     .venv/bin/python scripts/execute_notebooks.py                      # every chapters/*.ipynb
     .venv/bin/python scripts/execute_notebooks.py chapters/03_attention.ipynb ...
+    .venv/bin/python scripts/execute_notebooks.py --fresh-timings chapters/06_experts.ipynb
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 import uuid
@@ -26,6 +31,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from nbval.plugin import get_sanitize_patterns
 
 from mingrok.course.execute import KERNEL_NAME, ThisInterpretersKernel
 
@@ -35,6 +41,7 @@ CELL_TIMEOUT_S = 600
 VOLATILE_CELL_METADATA = ("execution", "papermill", "ExecuteTime", "collapsed", "scrolled")
 VOLATILE_NOTEBOOK_METADATA = ("papermill",)
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+SANITIZERS = get_sanitize_patterns((ROOT / "tests" / "nbval_sanitize.cfg").read_text("utf-8"))
 
 
 def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
@@ -76,9 +83,41 @@ def stable_widget_ids(nb: nbformat.NotebookNode, name: str) -> nbformat.Notebook
     return nbformat.from_dict(json.loads(text))
 
 
-def execute(path: Path) -> float:
+def sanitized(output: nbformat.NotebookNode) -> dict:
+    """An output as nbval compares it: text with timings and addresses blanked, images as is."""
+
+    def clean(value):
+        if not isinstance(value, str):
+            return value
+        for pattern, replacement in SANITIZERS:
+            value = re.sub(pattern, replacement, value)
+        return value
+
+    data = {key: clean(value) for key, value in output.get("data", {}).items()}
+    return {
+        "type": output.output_type,
+        "name": output.get("name"),
+        "text": clean(output.get("text")),
+        "data": data,
+    }
+
+
+def keep_unchanged_measurements(stored: nbformat.NotebookNode, new: nbformat.NotebookNode) -> None:
+    """Give back a cell's stored outputs when the new ones differ only in sanitized measurements."""
+    for old_cell, cell in zip(stored.cells, new.cells, strict=False):
+        if cell.cell_type != "code" or old_cell.get("source") != cell.source:
+            continue
+        old_outputs = old_cell.get("outputs", [])
+        if len(old_outputs) == len(cell.outputs) and all(
+            sanitized(a) == sanitized(b) for a, b in zip(old_outputs, cell.outputs, strict=True)
+        ):
+            cell.outputs = old_outputs
+
+
+def execute(path: Path, fresh_timings: bool = False) -> float:
     """Execute `path` in place; returns the wall time in seconds. Raises CellExecutionError."""
     nb = nbformat.read(path, as_version=4)
+    stored = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
         kernel_manager_class=ThisInterpretersKernel,  # the client owns it, so shuts it down
@@ -95,6 +134,8 @@ def execute(path: Path) -> float:
     strip_volatile_metadata(nb)
     merge_consecutive_streams(nb)
     nb = stable_widget_ids(nb, path.name)
+    if not fresh_timings:
+        keep_unchanged_measurements(stored, nb)
     nb.metadata["kernelspec"] = {
         "name": KERNEL_NAME,
         "display_name": "Python 3 (ipykernel)",
@@ -108,6 +149,11 @@ def execute(path: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: chapters/*.ipynb")
+    parser.add_argument(
+        "--fresh-timings",
+        action="store_true",
+        help="store new timings even where nothing else in a cell's output changed",
+    )
     args = parser.parse_args(argv)
 
     paths = args.notebooks or sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -121,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     total = 0.0
     for path in paths:
         try:
-            elapsed = execute(path)
+            elapsed = execute(path, args.fresh_timings)
         except CellExecutionError as error:
             print(
                 f"\n{path}: a cell failed; the notebook was not written.\n{error}", file=sys.stderr

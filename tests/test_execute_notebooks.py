@@ -73,3 +73,23 @@ def test_printed_text_is_one_stream_per_run_and_keeps_its_place():
         ("display_data", None, None),
         ("stream", "stdout", "after the figure\n"),
     ]
+
+
+def printed(source: str, text: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source, id="timing-cell")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    return nbformat.v4.new_notebook(cells=[cell])
+
+
+def test_a_new_timing_alone_keeps_the_stored_output_and_anything_else_is_stored():
+    stored = printed("time_it()", "trained in 30.3 s, 6,754 tokens/s, speed-up: 6.2×\n")
+    keep = execute_notebooks.keep_unchanged_measurements
+    timing_only = printed("time_it()", "trained in 277.5 s, 738 tokens/s, speed-up: 5.3×\n")
+    keep(stored, timing_only)
+    assert timing_only.cells[0].outputs == stored.cells[0].outputs
+    real_change = printed("time_it()", "trained in 31.0 s, 6,700 tokens/s, loss 2.14\n")
+    keep(stored, real_change)
+    assert "loss 2.14" in real_change.cells[0].outputs[0].text
+    new_source = printed("time_it(steps=10)", "trained in 3.1 s, 6,754 tokens/s, speed-up: 6.2×\n")
+    keep(stored, new_source)
+    assert "3.1 s" in new_source.cells[0].outputs[0].text
