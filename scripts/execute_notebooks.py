@@ -9,7 +9,9 @@ shows only what the code changed:
 - widget model ids, random UUIDs, are renamed after the notebook and their order;
 - a cell whose new outputs differ from its stored ones only where nbval's sanitizers blank them
   (durations, throughputs, speed-ups, addresses: tests/nbval_sanitize.cfg) keeps the stored ones.
-  `--fresh-timings` stores every new measurement instead: use it when a change makes code faster.
+  In a cell tagged `timing`, values it records for course runs (a measured speed-up) are ignored
+  in that comparison too. `--fresh-timings` stores every new measurement instead: use it when a
+  change makes code faster or slower.
 A cell error stops everything, names the notebook and cell, and leaves that notebook untouched.
 
 Usage (from the repository root):
@@ -41,6 +43,8 @@ CELL_TIMEOUT_S = 600
 VOLATILE_CELL_METADATA = ("execution", "papermill", "ExecuteTime", "collapsed", "scrolled")
 VOLATILE_NOTEBOOK_METADATA = ("papermill",)
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+RECORD_PREFIX = "application/papermill.record/"  # mingrok.course.record's outputs
+TIMING_TAG = "timing"  # a cell whose outputs measure speed, records included
 SANITIZERS = get_sanitize_patterns((ROOT / "tests" / "nbval_sanitize.cfg").read_text("utf-8"))
 
 
@@ -83,7 +87,7 @@ def stable_widget_ids(nb: nbformat.NotebookNode, name: str) -> nbformat.Notebook
     return nbformat.from_dict(json.loads(text))
 
 
-def sanitized(output: nbformat.NotebookNode) -> dict:
+def sanitized(output: nbformat.NotebookNode, timing: bool = False) -> dict:
     """An output as nbval compares it: text with timings and addresses blanked, images as is."""
 
     def clean(value):
@@ -93,7 +97,11 @@ def sanitized(output: nbformat.NotebookNode) -> dict:
             value = re.sub(pattern, replacement, value)
         return value
 
-    data = {key: clean(value) for key, value in output.get("data", {}).items()}
+    data = {
+        key: clean(value)
+        for key, value in output.get("data", {}).items()
+        if not (timing and key.startswith(RECORD_PREFIX))
+    }
     return {
         "type": output.output_type,
         "name": output.get("name"),
@@ -108,8 +116,10 @@ def keep_unchanged_measurements(stored: nbformat.NotebookNode, new: nbformat.Not
         if cell.cell_type != "code" or old_cell.get("source") != cell.source:
             continue
         old_outputs = old_cell.get("outputs", [])
+        timing = TIMING_TAG in cell.metadata.get("tags", [])
         if len(old_outputs) == len(cell.outputs) and all(
-            sanitized(a) == sanitized(b) for a, b in zip(old_outputs, cell.outputs, strict=True)
+            sanitized(a, timing) == sanitized(b, timing)
+            for a, b in zip(old_outputs, cell.outputs, strict=True)
         ):
             cell.outputs = old_outputs
 

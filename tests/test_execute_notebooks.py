@@ -93,3 +93,18 @@ def test_a_new_timing_alone_keeps_the_stored_output_and_anything_else_is_stored(
     new_source = printed("time_it(steps=10)", "trained in 3.1 s, 6,754 tokens/s, speed-up: 6.2×\n")
     keep(stored, new_source)
     assert "3.1 s" in new_source.cells[0].outputs[0].text
+
+
+def test_a_timing_cell_keeps_its_stored_speed_up_record_and_other_cells_do_not():
+    def measured(speed_up: str, tags: list[str]) -> nbformat.NotebookNode:
+        nb = printed("time_it()", f"speed-up: {speed_up}×\n")
+        record = {"application/papermill.record/text/plain": speed_up, "text/plain": ""}
+        nb.cells[0].outputs.append(nbformat.v4.new_output("display_data", data=record))
+        nb.cells[0].metadata["tags"] = tags
+        return nb
+
+    keep = execute_notebooks.keep_unchanged_measurements
+    for tags, kept in ((["nbval-ignore-output", "timing"], True), (["nbval-ignore-output"], False)):
+        stored, new = measured("6.2", tags), measured("5.3", tags)
+        keep(stored, new)
+        assert (new.cells[0].outputs == stored.cells[0].outputs) is kept
