@@ -53,30 +53,35 @@ def exercise(check_id: str) -> Callable:
 
     ``body`` raises :class:`NotAttempted` or :class:`CheckFailed`; anything else the reader's
     code raises becomes a failure too. The wrapped check returns None so that a notebook cell
-    shows only the printed line.
+    shows only the printed line; ``check.evaluate(...)`` returns the :class:`CheckResult` instead.
     """
 
     def decorate(body: Callable[..., str]) -> Callable[..., None]:
-        @functools.wraps(body)
-        def check(*args, **kwargs) -> None:
+        def evaluate(*args, **kwargs) -> CheckResult:
+            """The result, without printing it (what `course grade` asks for)."""
             try:
-                result = CheckResult(check_id, PASS, body(*args, **kwargs))
+                return CheckResult(check_id, PASS, body(*args, **kwargs))
             except (NotAttempted, NotImplementedError):
-                result = CheckResult(
+                return CheckResult(
                     check_id,
                     NOT_ATTEMPTED,
                     "replace the stub with your code and run the cell again.",
                 )
             except CheckFailed as failure:
-                result = CheckResult(check_id, FAIL, f"hint: {failure}")
+                return CheckResult(check_id, FAIL, f"hint: {failure}")
             except Exception as error:  # the reader's code crashed: report, don't raise
-                result = CheckResult(
+                return CheckResult(
                     check_id, FAIL, f"your code raised {type(error).__name__}: {error}"
                 )
+
+        @functools.wraps(body)
+        def check(*args, **kwargs) -> None:
+            result = evaluate(*args, **kwargs)
             history.append(result)
             print(result.line)
 
         check.check_id = check_id
+        check.evaluate = evaluate
         return check
 
     return decorate

@@ -1,4 +1,4 @@
-"""``python -m mingrok course run|student|grade``: the instructors' commands.
+"""``python -m mingrok course run|student|grade|nbgrader``: the instructors' commands.
 
 :func:`add_course_parser` registers the group on the main parser; the heavy imports (papermill,
 PyYAML, nbformat) happen only when a course command runs, so the other commands start as fast.
@@ -15,13 +15,14 @@ from pathlib import Path
 def add_course_parser(subparsers: argparse._SubParsersAction) -> None:
     course = subparsers.add_parser(
         "course",
-        help="run chapters with other parameters, make student copies, grade submissions",
+        help="run chapters with other parameters, make student copies, grade, export to nbgrader",
         description="Tools for teaching with the chapters (see the book's 'For instructors').",
     )
     commands = course.add_subparsers(dest="course_command", required=True, metavar="COMMAND")
     _add_run(commands)
     _add_student(commands)
     _add_grade(commands)
+    _add_nbgrader(commands)
     course.set_defaults(threads=None)  # the main parser reads it before any command runs
 
 
@@ -82,18 +83,48 @@ def _add_student(commands: argparse._SubParsersAction) -> None:
 def _add_grade(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "grade",
-        help="run submitted notebooks and tabulate their exercise checks",
+        help="run submitted notebooks and grade them with the chapters' own checks",
         description=(
-            "Run each submitted notebook in its own temporary folder and write OUT/grades.md and "
-            "OUT/grades.csv: one row per notebook, one column per exercise check (passed, failed, "
-            "not attempted, no result), with the error of notebooks whose cells failed."
+            "Run each submitted notebook in its own temporary folder and kernel, then run the "
+            "master chapter's checks in that kernel, against the names the student defined, with "
+            "mingrok imported afresh. Writes OUT/grades.md|csv (one row per notebook, one column "
+            "per exercise), OUT/students.md|csv and OUT/chapters.md|csv (totals), and one "
+            "feedback file per notebook in OUT/feedback/. A submission is graded by the chapter "
+            "of its file name (03_attention.ipynb) unless --chapter says which."
         ),
     )
     parser.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION")
+    parser.add_argument("--chapter", help="grade every submission with this chapter (number/name)")
+    parser.add_argument("--chapters", dest="chapters_folder", type=Path, default=Path("chapters"))
     parser.add_argument("--jobs", type=_positive, default=1, help="notebooks at the same time (1)")
-    parser.add_argument("--timeout", type=_positive, default=600, help="seconds per notebook (600)")
+    parser.add_argument(
+        "--timeout", type=_positive, default=600, help="seconds for a notebook's cells (600)"
+    )
+    parser.add_argument(
+        "--check-timeout", type=_positive, default=60, help="seconds for each check (60)"
+    )
     parser.add_argument("--out", type=Path, help="a new folder (default runs/grades/<time>)")
     parser.set_defaults(run=grade_command)
+
+
+def _add_nbgrader(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "nbgrader",
+        help="write the chapters as an nbgrader course (source/ assignments and its config)",
+        description=(
+            "Write COURSE_DIR/nbgrader_config.py and COURSE_DIR/source/<chapter>/<chapter>.ipynb "
+            "for each chapter: the exercise stubs become solution cells holding the chapter's "
+            "own solution between ### BEGIN SOLUTION and ### END SOLUTION, each check becomes an "
+            "autograded test cell that raises unless the check passed, the rest is locked."
+        ),
+    )
+    parser.add_argument(
+        "chapters", nargs="*", metavar="CHAPTER", help="number, name or path (default: all)"
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="COURSE_DIR")
+    parser.add_argument("--course-id", default="mingrok", help="nbgrader's course id (mingrok)")
+    parser.add_argument("--chapters", dest="chapters_folder", type=Path, default=Path("chapters"))
+    parser.set_defaults(run=nbgrader_command)
 
 
 def _positive(text: str) -> int:
@@ -136,12 +167,25 @@ def grade_command(args: argparse.Namespace) -> int:
     from .grade import find_submissions, grade, write_grades
     from .notebooks import check_output_folder
 
-    submissions = find_submissions(args.submissions)
+    submissions = find_submissions(args.submissions, args.chapters_folder, args.chapter)
     out = args.out or Path("runs", "grades", time.strftime("%Y%m%d-%H%M%S"))
     check_output_folder(out, [p for p in args.submissions if p.is_dir()])
     out.mkdir(parents=True, exist_ok=True)
     print(f"grading {len(submissions)} notebook(s) into {out}/", file=sys.stderr)
-    results = grade(submissions, out, jobs=args.jobs, timeout_s=args.timeout)
+    results = grade(
+        submissions, out, jobs=args.jobs, timeout_s=args.timeout, check_timeout_s=args.check_timeout
+    )
     print(write_grades(results, out), end="")
-    print(f"\ngrades: {out / 'grades.md'}, {out / 'grades.csv'}")
+    tables = ", ".join(str(out / f"{name}.md") for name in ("grades", "students", "chapters"))
+    print(f"\ngrades: {tables} (and .csv); feedback: {out / 'feedback'}/")
+    return 0
+
+
+def nbgrader_command(args: argparse.Namespace) -> int:
+    from .nbgrader import write_course
+    from .notebooks import resolve_chapters
+
+    chapters = resolve_chapters(args.chapters, args.chapters_folder)
+    for path in write_course(chapters, args.out, args.course_id):
+        print(path)
     return 0

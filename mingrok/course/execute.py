@@ -92,7 +92,8 @@ def execute_notebook(
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except PapermillExecutionError as error:
-        message = first_error(output) or f"In [{error.exec_count}]: {error.ename}: {error.evalue}"
+        fallback = f"In [{error.exec_count}]: {error.ename}: {error.evalue}"
+        message = _first_error_of(output) or fallback
         return Execution(ERROR, message, time.monotonic() - started)
     except TimeoutError:
         message = f"did not finish within {timeout_s:g} s"
@@ -103,15 +104,18 @@ def execute_notebook(
     return Execution(OK, "", time.monotonic() - started)
 
 
-def first_error(path: Path) -> str:
+def _first_error_of(path: Path) -> str:
+    try:
+        return first_error(nbformat.read(path, as_version=4))
+    except (OSError, ValueError):
+        return ""
+
+
+def first_error(nb: nbformat.NotebookNode) -> str:
     """``In [n]: Name: message`` for the first cell of an executed notebook that raised, or "".
 
     (papermill names the last one when errors are allowed; the first is usually the cause.)
     """
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except (OSError, ValueError):
-        return ""
     failed = [
         (cell.execution_count, output)
         for cell in nb.cells

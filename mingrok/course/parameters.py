@@ -18,6 +18,8 @@ from pathlib import Path
 
 import nbformat
 
+from .contract import parameters_cell
+
 TITLE = re.compile(r"^#\s+(\d+)\.\s+(.+?)\s*$", re.MULTILINE)
 TRUE_WORDS = ("true", "yes", "on")
 FALSE_WORDS = ("false", "no", "off")
@@ -72,14 +74,6 @@ def read_parameters(source: str) -> list[Parameter]:
         default = ast.get_source_segment(source, statement.value) or ast.unparse(statement.value)
         parameters.append(Parameter(target.id, default, meaning))
     return parameters
-
-
-def parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
-    """The first code cell tagged `parameters` (papermill injects its values right after it)."""
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            return cell
-    return None
 
 
 def notebook_parameters(nb: nbformat.NotebookNode) -> list[Parameter]:

@@ -1,36 +1,24 @@
 """`course student`: copies of the chapters without their solutions, for students to work in.
 
-A solution is found by its markup, never by its text: code cells tagged ``solution`` are dropped,
-and so are the markdown cells that open a ``solution-start``/``solution-end`` pair or a prose
-``{solution}`` (the book's gated solution block, CONTRIBUTING.md), so the whole block disappears
-rather than leaving an empty dropdown. The stub and check cells of each exercise lose their
-outputs; every other cell, output and piece of metadata is kept as it is. Run in order, a student
-copy prints NOT ATTEMPTED YET at each check until the student writes the code.
+A solution is found by its markup (``contract.is_solution``), never by its text: code cells
+tagged ``solution`` are dropped, and so are the markdown cells that open a
+``solution-start``/``solution-end`` pair or a prose ``{solution}`` (the book's gated solution
+block, CONTRIBUTING.md), so the whole block disappears rather than leaving an empty dropdown.
+The stub and check cells of each exercise lose their outputs; every other cell, output and piece
+of metadata is kept as it is. Run in order, a student copy prints NOT ATTEMPTED YET at each
+check until the student writes the code.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
 
-from .notebooks import check_output_folder, tags
-
-SOLUTION_DIRECTIVES = ("solution", "solution-start", "solution-end")
-CLEARED_TAGS = ("exercise", "check")
-# The MyST directive a markdown cell opens with: ```{solution-start} ex-03-cap, or :::{solution}
-OPENING_DIRECTIVE = re.compile(r"\A\s*(?:`{3,}|:{3,})\{(?P<name>[\w-]+)\}")
-
-
-def is_solution(cell: nbformat.NotebookNode) -> bool:
-    """A solution's code (tag ``solution``) or a markdown cell of its gated block."""
-    if "solution" in tags(cell):
-        return True
-    directive = OPENING_DIRECTIVE.match(cell.source) if cell.cell_type == "markdown" else None
-    return bool(directive and directive["name"] in SOLUTION_DIRECTIVES)
+from .contract import CHECK, EXERCISE, has_tag, is_solution
+from .notebooks import check_output_folder
 
 
 def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -38,7 +26,7 @@ def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     student = copy.deepcopy(nb)
     student.cells = [cell for cell in student.cells if not is_solution(cell)]
     for cell in student.cells:
-        if cell.cell_type == "code" and set(CLEARED_TAGS) & set(tags(cell)):
+        if cell.cell_type == "code" and (has_tag(cell, EXERCISE) or has_tag(cell, CHECK)):
             cell.outputs = []
             cell.execution_count = None
     return student
