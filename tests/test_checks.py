@@ -1,5 +1,6 @@
-"""Every exercise check: a right answer passes, the stub is 'not attempted', a wrong answer and a
-crashing answer fail with a hint, and no check ever raises."""
+"""Every exercise check: a right answer passes, the stub is 'not attempted', a crashing answer
+fails, each wrong answer learners write fails with a hint that names the mistake, and no check
+ever raises."""
 
 import itertools
 import math
@@ -108,49 +109,257 @@ def nucleus_below_p(logits, p):  # keeps tokens while the running total stays <=
     return logits.masked_fill(~keep, -1e10)
 
 
+def transposed_haiku(path, array):  # transposes every 2-D array, embeddings and experts too
+    name, _ = haiku_to_torch(path, array)
+    return name, array.t() if array.ndim == 2 else array.transpose(-1, -2)
+
+
+def layer_norm(x, scale, eps):  # subtracts the mean, as LayerNorm does
+    centred = x - x.mean(-1, keepdim=True)
+    return scale * centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + eps)
+
+
+def swapped_top_k(logits, k):  # (experts, gates): torch.topk's pair the wrong way round
+    gates, experts = top_k_gates(logits, k)
+    return experts, gates
+
+
+def rope_from_zero(x, positions, base):  # ignores the positions it is given: 0, 1, 2, ...
+    return apply_rope(x[None], torch.arange(len(x)), base)[0]
+
+
+def interleaved_rope(x, positions, base):  # frequencies repeat_interleave'd: pairs (2i, 2i+1)
+    angles = positions[:, None] * rope_inverse_frequencies(x.shape[-1], base).repeat_interleave(2)
+    return x * angles.cos()[:, None] + interleaved_rotate(x) * angles.sin()[:, None]
+
+
+def naive_z_loss(logits):  # exp overflows in float32 for logits of 100
+    return torch.log(torch.exp(logits).sum(-1)).pow(2).mean()
+
+
+def counts_embedding_twice(config):
+    total, active = count_parameters(config)
+    return total + config.vocab_size * config.d_model, active + config.vocab_size * config.d_model
+
+
+def all_experts_active(config):
+    return (count_parameters(config)[0],) * 2
+
+
+def no_norm_scales(config):
+    total, active = count_parameters(config)
+    missing = (4 * config.num_layers + 1) * config.d_model
+    return total - missing, active - missing
+
+
+def rounded_down_ffn(d, w):
+    return int(w * d) * 2 // 3 // 8 * 8
+
+
+def keep_smallest_k(logits, k):
+    return logits.masked_fill(logits > logits.kthvalue(k, dim=-1, keepdim=True).values, -1e10)
+
+
+def nucleus_without_ties(logits, p):  # the k tokens whose mass first exceeds p, ties cut
+    probs, order = torch.softmax(logits, -1).sort(dim=-1, descending=True)
+    keep_sorted = (probs.cumsum(-1) - probs) < p
+    keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, keep_sorted)
+    return logits.masked_fill(~keep, -1e10)
+
+
+def query_padded_mask(m):  # causal and key padding, and query padding too
+    return causal_key_mask(m) & m[:, :, None]
+
+
+# name: (the right answer, [(a wrong answer learners write, what the hint must name), ...])
 CASES = {
-    # name: (right answer, wrong answer)
-    "check_char_encoder": (lambda t: [STOI[c] for c in t], lambda t: [STOI[c] + 1 for c in t]),
-    "check_greedy_merge": (greedy_merge, single_pass_merge),
+    "check_char_encoder": (
+        lambda t: [STOI[c] for c in t],
+        [
+            (lambda t: [STOI[c] + 1 for c in t], "positions in sorted(set(text))"),
+            (lambda t: [list(dict.fromkeys(t)).index(c) for c in t], "sorted(set(text))"),
+        ],
+    ),
+    "check_greedy_merge": (greedy_merge, [(single_pass_merge, "step back one position")]),
     "check_most_frequent_pair": (
         lambda ids: Counter(itertools.pairwise(ids)).most_common(1)[0][0],
-        lambda ids: (ids[0], ids[1]),
+        [
+            (lambda ids: (ids[0], ids[1]), "zip(ids, ids[1:])"),
+            (
+                lambda ids: Counter(zip(ids[::2], ids[1::2], strict=False)).most_common(1)[0][0],
+                "zip(ids",
+            ),
+        ],
     ),
     "check_rms_norm": (
         lambda x, s, e: s * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + e),
-        lambda x, s, e: (1 + s) * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + e),
+        [
+            (
+                lambda x, s, e: (1 + s) * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + e),
+                "1 + scale",
+            ),
+            (layer_norm, "no mean subtraction"),
+            (lambda x, s, e: s * x / torch.sqrt(x.pow(2).mean() + e), "LAST axis"),
+            (lambda x, s, e: s * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True)), "eps INSIDE"),
+        ],
     ),
-    "check_sandwich_block": (lambda h, f, a, b: h + b(f(a(h))), lambda h, f, a, b: b(h + f(a(h)))),
-    "check_initial_loss": (math.log(128), math.log2(128)),
-    "check_soft_cap": (soft_cap, lambda x, c: x.clamp(-c, c)),
-    "check_kv_head_for_query": (lambda n, h, g: n // (h // g), lambda n, h, g: n % g),
-    "check_attention_mask": (causal_key_mask, lambda m: causal_key_mask(m).transpose(1, 2)),
+    "check_sandwich_block": (
+        lambda h, f, a, b: h + b(f(a(h))),
+        [
+            (lambda h, f, a, b: b(h + f(a(h))), "normalise its OUTPUT"),
+            (lambda h, f, a, b: h + f(a(h)), "normalise its OUTPUT"),
+            (lambda h, f, a, b: b(f(a(h))), "add to the residual"),
+        ],
+    ),
+    "check_initial_loss": (
+        math.log(128),
+        [(math.log2(128), "−log"), (1 / 128, "probability 1/V"), (math.log(65), "1/V")],
+    ),
+    "check_soft_cap": (
+        soft_cap,
+        [
+            (lambda x, c: x.clamp(-c, c), "torch.clamp is a hard cap"),
+            (lambda x, c: c * torch.tanh(x), "cap · tanh(logits / cap)"),
+            (lambda x, c: torch.tanh(x / c), "cap · tanh(logits / cap)"),
+        ],
+    ),
+    "check_kv_head_for_query": (
+        lambda n, h, g: n // (h // g),
+        [(lambda n, h, g: n % g, "(not n % "), (lambda n, h, g: n // g, "consecutive blocks")],
+    ),
+    "check_attention_mask": (
+        causal_key_mask,
+        [
+            (lambda m: causal_key_mask(torch.ones_like(m)) & m[:, :, None], "not queries"),
+            (query_padded_mask, "causal & key_real & query_real"),
+            (lambda m: torch.ones(4, 4, dtype=torch.bool).triu() & m[:, None, :], "not triu"),
+            (lambda m: torch.ones(len(m), 4, 4, dtype=torch.bool).tril(), "key s is a real token"),
+        ],
+    ),
     "check_inverse_frequencies": (
         rope_inverse_frequencies,
-        lambda d, b: b ** (-torch.arange(d) / d),
+        [
+            (lambda d, b: b ** (-torch.arange(d) / d), "d/2 entries"),
+            (lambda d, b: b ** (-torch.arange(d // 2) / d), "base^(−2i/d)"),
+        ],
     ),
-    "check_rotate_half": (rotate_half, interleaved_rotate),
-    "check_rope": (lambda x, p, b: apply_rope(x[None], p, b)[0], lambda x, p, b: x),
-    "check_geglu_expert": (expert_ffn, lambda x, w, v, u: (F.gelu(x @ w) * (x @ v)) @ u),
-    "check_ffn_size": (ffn_size, lambda d, w: int(w * d)),
-    "check_sparse_dispatch": (sparse_moe, masked_dense_moe),
-    "check_parameter_count": (count_parameters, lambda c: (count_parameters(c)[0],) * 2),
+    "check_rotate_half": (
+        rotate_half,
+        [(interleaved_rotate, "split halves"), (lambda x: -rotate_half(x), "signs are swapped")],
+    ),
+    "check_rope": (
+        lambda x, p, b: apply_rope(x[None], p, b)[0],
+        [
+            (lambda x, p, b: x, "x·cos(tθ) + rotate_half(x)·sin(tθ)"),
+            (interleaved_rope, "not interleaved"),
+            (rope_from_zero, "t the position of each row"),
+        ],
+    ),
+    "check_geglu_expert": (
+        expert_ffn,
+        [
+            (lambda x, w, v, u: (F.gelu(x @ w) * (x @ v)) @ u, "erf"),
+            (lambda x, w, v, u: expert_ffn(x, v, w, u), "wrong branch"),
+            (lambda x, w, v, u: F.gelu((x @ w) * (x @ v), approximate="tanh") @ u, "gelu_tanh"),
+        ],
+    ),
+    "check_ffn_size": (
+        ffn_size,
+        [(lambda d, w: int(w * d), "2/3 of"), (rounded_down_ffn, "rounded down")],
+    ),
+    "check_sparse_dispatch": (
+        sparse_moe,
+        [
+            (masked_dense_moe, "0 · NaN is NaN"),
+            (lambda x, e, g, *w: sparse_moe(x, e, g / g.sum(-1, keepdim=True), *w), "renormalise"),
+            (lambda x, e, g, *w: sparse_moe(x, e, torch.ones_like(g), *w), "add gates[n, j]"),
+        ],
+    ),
+    "check_parameter_count": (
+        count_parameters,
+        [
+            (all_experts_active, "a token visits only"),
+            (counts_embedding_twice, "counted the embedding twice"),
+            (no_norm_scales, "RMSNorm scales"),
+        ],
+    ),
     "check_kv_cache_bytes": (
         kv_cache_bytes,
-        lambda c, n, w: kv_cache_bytes(c, n, w, heads=c.num_q_heads),
+        [
+            (lambda c, n, w: kv_cache_bytes(c, n, w, heads=c.num_q_heads), "query heads"),
+            (lambda c, n, w: kv_cache_bytes(c, n, w) // 2, "keys and the values"),
+            (lambda c, n, w: kv_cache_bytes(c, n, w) // c.num_layers, "every layer"),
+        ],
     ),
-    "check_haiku_to_torch": (haiku_to_torch, lambda p, a: haiku_to_torch(p, a, False)),
-    "check_top_k_gates": (top_k_gates, renormalised_top_k_gates),
-    "check_load_balancing_loss": (load_balancing_loss, mixtral_balance_loss),
-    "check_z_loss": (router_z_loss, lambda z: torch.logsumexp(z, -1).mean() ** 2),
+    "check_haiku_to_torch": (
+        haiku_to_torch,
+        [
+            (lambda p, a: haiku_to_torch(p, a, False), "transpose it"),
+            (transposed_haiku, "keeps its layout"),
+        ],
+    ),
+    "check_top_k_gates": (
+        top_k_gates,
+        [
+            (renormalised_top_k_gates, "Mixtral's renormalisation"),
+            (swapped_top_k, "you returned (experts, gates)"),
+            (lambda z, k: torch.softmax(torch.softmax(z, -1), -1).topk(k, -1), "softmax twice"),
+            (lambda z, k: torch.softmax(z.topk(k, -1).values, -1), "return a pair"),
+        ],
+    ),
+    "check_load_balancing_loss": (
+        load_balancing_loss,
+        [
+            (mixtral_balance_loss, "k = 2 times too large"),
+            (lambda p, e: load_balancing_loss(p, e) / p.shape[1], "number of experts E"),
+            (lambda p, e: p.shape[1] * (p.mean(0) ** 2).sum(), "counts hard choices"),
+        ],
+    ),
+    "check_z_loss": (
+        router_z_loss,
+        [
+            (lambda z: torch.logsumexp(z, -1).mean() ** 2, "square each token's logsumexp"),
+            (naive_z_loss, "overflow exp"),
+        ],
+    ),
     "check_nats_per_char": (
         lambda loss, chars: loss.sum() / chars.sum(),
-        lambda loss, chars: (loss / chars).mean(),
+        [
+            (lambda loss, chars: (loss / chars).mean(), "averaged loss/chars"),
+            (lambda loss, chars: loss.mean(), "nats per TOKEN"),
+            (lambda loss, chars: loss.sum() / chars.sum() / math.log(2), "bits per character"),
+        ],
     ),
-    "check_cosine_lr": (cosine_lr, warmup_from_zero),
-    "check_temperature": (greedy_or_softmax, lambda z, t: torch.softmax(z * t, dim=-1)),
-    "check_top_p_filter": (top_p_filter, nucleus_below_p),
-    "check_top_k_filter": (top_k_filter, lambda z, k: top_k_filter(z, k + 1)),
+    "check_cosine_lr": (
+        cosine_lr,
+        [
+            (warmup_from_zero, "step 0 already learns"),
+            (lambda s, n, w, p, m: cosine_lr(s, n, w, p, 0.0), "lr = min + ½ (peak − min)"),
+            (lambda s, n, w, p, m: p if s >= w else cosine_lr(s, n, w, p, m), "warm-up"),
+        ],
+    ),
+    "check_temperature": (
+        greedy_or_softmax,
+        [
+            (lambda z, t: torch.softmax(z * t, dim=-1), "don't multiply"),
+            (lambda z, t: torch.softmax(z / t, dim=-1) if t else z * 0, "T = 0 is greedy"),
+        ],
+    ),
+    "check_top_p_filter": (
+        top_p_filter,
+        [
+            (nucleus_below_p, "find the first index where the cumulative probability"),
+            (nucleus_without_ties, "tied with it are kept too"),
+        ],
+    ),
+    "check_top_k_filter": (
+        top_k_filter,
+        [
+            (lambda z, k: top_k_filter(z, k + 1), "you kept"),
+            (keep_smallest_k, "LARGEST"),
+            (lambda z, k: torch.softmax(top_k_filter(z, k), -1), "do not rescale"),
+        ],
+    ),
 }
 
 
@@ -178,7 +387,7 @@ def test_every_exported_check_is_covered():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_check_outcomes(name, capsys):
     check = getattr(checks, name)
-    right, wrong = CASES[name]
+    right, _ = CASES[name]
     value_check = not callable(right)
 
     check(right)
@@ -188,14 +397,21 @@ def test_check_outcomes(name, capsys):
     check(None if value_check else stub)
     assert last_result(capsys)[0][1] == checks.NOT_ATTEMPTED
 
-    check(wrong)
-    (_, status), line = last_result(capsys)
-    assert status == checks.FAIL and "hint:" in line
-
     if not value_check:
         check(crash)
         (_, status), line = last_result(capsys)
         assert status == checks.FAIL and "ZeroDivisionError" in line
+
+
+WRONG_ANSWERS = [(name, index) for name, (_, wrong) in CASES.items() for index in range(len(wrong))]
+
+
+@pytest.mark.parametrize(("name", "index"), WRONG_ANSWERS)
+def test_each_wrong_answer_fails_with_a_hint_that_names_it(name: str, index: int) -> None:
+    wrong, named = CASES[name][1][index]
+    result = getattr(checks, name).evaluate(wrong)
+    assert result.status == checks.FAIL, result.line
+    assert result.message.startswith("hint:") and named in result.message, result.line
 
 
 def test_check_ids_are_unique_and_parse_ignores_other_lines():

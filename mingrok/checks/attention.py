@@ -40,17 +40,32 @@ def check_kv_head_for_query(kv_head_for_query) -> str:
 
 @exercise("3.3")
 def check_attention_mask(build_mask) -> str:
-    """``build_mask(input_mask [B, T]) -> [B, T, T]`` bool: causal AND key is a real token."""
-    input_mask = torch.tensor([[True, True, True, True], [False, False, True, True]])
+    """``build_mask(input_mask [B, T]) -> [B, T, T]`` bool: causal AND key is a real token.
+
+    Left padding alone cannot tell key masking from key-and-query masking (a padded query there
+    sees only padded keys anyway), so the batch also holds a right-padded row: its padded queries
+    still see the real keys before them.
+    """
+    input_mask = torch.tensor(
+        [[True, True, True, True], [False, False, True, True], [True, True, False, False]]
+    )
     got = torch.as_tensor(call(build_mask, input_mask.clone()))
     causal = torch.ones(4, 4, dtype=torch.bool).tril()
-    expected = causal[None] & input_mask[:, None, :]
+    keys, queries = input_mask[:, None, :], input_mask[:, :, None]
+    expected = causal[None] & keys
     if got.shape != expected.shape:
         raise CheckFailed(f"shape {tuple(got.shape)}, expected [B, T, T] = {tuple(expected.shape)}")
-    if not torch.equal(got.bool(), expected):
-        if torch.equal(got.bool(), causal[None] & input_mask[:, :, None]):
-            raise CheckFailed("padding masks KEYS (columns), not queries (rows)")
+    got = got.bool()
+    if torch.equal(got, expected):
+        return "causal × key-padding mask, exactly grok-1's."
+    if torch.equal(got, causal[None] & queries):
+        raise CheckFailed("padding masks KEYS (columns), not queries (rows)")
+    if torch.equal(got, expected & queries):
         raise CheckFailed(
-            "query t may see key s when s ≤ t (lower triangle) and key s is a real token"
+            "padding masks keys only, not queries: you also blanked the rows of padded queries "
+            "(causal & key_real & query_real). A padded query still sees the real keys before "
+            "it; its output is ignored anyway, and a row with nothing to see would give NaN"
         )
-    return "causal × key-padding mask, exactly grok-1's."
+    if torch.equal(got, causal.T[None] & keys):
+        raise CheckFailed("the causal part is the LOWER triangle: key s ≤ query t (tril, not triu)")
+    raise CheckFailed("query t may see key s when s ≤ t (lower triangle) and key s is a real token")

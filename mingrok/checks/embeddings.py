@@ -23,11 +23,16 @@ def check_rms_norm(rms_norm) -> str:
     """``rms_norm(x, scale, eps) -> y`` = scale ⊙ x / √(mean(x²) + eps) over the last axis."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(3, 5, 16, generator=generator) * 4
+    x[0, 0] = 0.0  # an all-zero vector: without eps its RMS is 0 and x / 0 is NaN
     norm = RMSNorm(16, eps=1e-5)
     with torch.no_grad():
         norm.scale.copy_(torch.rand(16, generator=generator) + 0.5)
         expected = norm(x)
-    got = call(rms_norm, x, norm.scale.detach().clone(), 1e-5)
+    got = call(rms_norm, x.clone(), norm.scale.detach().clone(), 1e-5)
+    if torch.as_tensor(got).isnan().any():
+        raise CheckFailed(
+            "NaN for an all-zero vector: add eps INSIDE the square root, √(mean(x²) + eps)"
+        )
     _close(
         got,
         expected,

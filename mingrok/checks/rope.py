@@ -27,6 +27,11 @@ def check_rotate_half(rotate) -> str:
     """``rotate(x) -> [−x₂, x₁]`` where x₁, x₂ are the two halves of the last axis."""
     x = torch.arange(1.0, 9.0).reshape(1, 8)
     got = torch.as_tensor(call(rotate, x.clone()))
+    if torch.equal(got, -rotate_half(x)):
+        raise CheckFailed(
+            f"got {got.flatten().tolist()}: the signs are swapped; the minus goes on the SECOND "
+            "half, [−x₂, x₁] (a quarter turn counter-clockwise)"
+        )
     if not torch.equal(got, rotate_half(x)):
         raise CheckFailed(
             f"got {got.flatten().tolist()}, expected {rotate_half(x).flatten().tolist()}: Grok-1 "

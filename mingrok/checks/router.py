@@ -28,6 +28,11 @@ def check_top_k_gates(top_k_gates) -> str:
     if not isinstance(answer, (tuple, list)) or len(answer) != 2:
         raise CheckFailed("return a pair (gates, experts), like torch.topk does")
     gates, experts = (torch.as_tensor(a) for a in answer)
+    if not gates.is_floating_point() and experts.is_floating_point():
+        raise CheckFailed(
+            "you returned (experts, gates): return (gates, experts), in torch.topk's order "
+            "(values, indices)"
+        )
     if gates.shape != expected_gates.shape or experts.shape != expected_experts.shape:
         raise CheckFailed(
             f"gates {tuple(gates.shape)} and experts {tuple(experts.shape)}, expected [N, k] = "
@@ -69,6 +74,11 @@ def check_load_balancing_loss(balance_loss) -> str:
         raise CheckFailed(
             "your value is k = 2 times too large: f_i is the share of the N·k routed slots (the "
             "f_i sum to 1), not of the N tokens (that is HF Mixtral's variant, which gives k)"
+        )
+    if math.isclose(got, expected / 4, rel_tol=1e-4):
+        raise CheckFailed(
+            "multiply Σ f_i P_i by the number of experts E (here 4), so that perfectly even "
+            "routing gives 1 whatever E is"
         )
     soft = 4 * (probs.mean(0) ** 2).sum().item()
     if math.isclose(got, soft, rel_tol=1e-4):
