@@ -15,12 +15,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mingrok.checks import parse_line
 from mingrok.course import record
 from mingrok.course.cli import add_course_parser
-from mingrok.course.grade import check_results, expected_checks
+from mingrok.course.contract import exercises, is_solution
+from mingrok.course.grade import SubmissionError
 from mingrok.course.parameters import Parameter, ParameterError, coerce, notebook_parameters
 from mingrok.course.record import RECORD_MIME, RECORD_PREFIX, read_records
-from mingrok.course.student import is_solution, student_copy
+from mingrok.course.student import student_copy
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_CHAPTERS = sorted((REPO / "chapters").glob("*.ipynb"))
@@ -53,16 +55,19 @@ def course(*argv: object) -> int:
     return args.run(args)
 
 
-def exercise(label: str, stub: str, check: str, solution: str) -> list[nbformat.NotebookNode]:
+def exercise(
+    label: str, title: str, stub: str, check: str, solution: str, points: int | None = None
+) -> list[nbformat.NotebookNode]:
     """The five cells of an exercise with a gated solution (CONTRIBUTING.md), plus its closing."""
     solution_cell = code(f"# @title Solution\n{solution}\n\n\n{check}")
     solution_cell.metadata.update(
         {"tags": ["solution"], "jupyter": {"source_hidden": True}, "cellView": "form"}
     )
+    check_metadata = {"tags": ["check"], **({"mingrok": {"points": points}} if points else {})}
     return [
-        md(f":::{{exercise}}\n:label: ex-03-{label}\n\nDo it.\n:::"),
+        md(f":::{{exercise}} {title}\n:label: ex-03-{label}\n\nDo it.\n:::"),
         code(stub, metadata={"tags": ["exercise"]}),
-        code(check, metadata={"tags": ["check"]}),
+        code(check, metadata=check_metadata),
         md(f"```{{solution-start}} ex-03-{label}\n:label: sol-03-{label}\n:class: dropdown\n```"),
         solution_cell,
         md("```{solution-end}\n```"),
@@ -93,15 +98,18 @@ def demo_chapter() -> nbformat.NotebookNode:
         ),
         *exercise(
             "kv",
+            "3.2 Which KV head?",
             kv_function("raise NotImplementedError  # your code here"),
             "check_kv_head_for_query(kv_head_for_query)",
             kv_function(KV_SOLUTION),
         ),
         *exercise(
             "cap",
+            "3.1 The soft-cap",
             cap_function("raise NotImplementedError  # your code here"),
             "check_soft_cap(cap_logits)",
             cap_function(CAP_RIGHT),
+            points=2,
         ),
         md("## Summary"),
     ]
@@ -282,10 +290,8 @@ def test_student_copies_drop_solutions_and_still_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert course("run", copy, "--out", out) == 0
     executed = out / "03_demo" / "defaults" / "03_demo.ipynb"
-    assert check_results(nbformat.read(executed, as_version=4)) == {
-        "3.2": "NOT ATTEMPTED YET",
-        "3.1": "NOT ATTEMPTED YET",
-    }
+    results = [parse_line(line) for line in printed(executed).splitlines()]
+    assert [r for r in results if r] == [("3.2", "NOT ATTEMPTED YET"), ("3.1", "NOT ATTEMPTED YET")]
 
 
 # ----------------------------------------------------------------------------- course grade
@@ -305,6 +311,7 @@ def submission(stubs: dict[str, str], extra: str | None = None) -> nbformat.Note
 
 
 def test_grading_a_folder_of_submissions(tmp_path: Path) -> None:
+    write(demo_chapter(), tmp_path / "chapters" / "03_demo.ipynb")
     folder = tmp_path / "submissions"
     right = {"kv_head": kv_function(KV_SOLUTION), "cap_logits": cap_function(CAP_RIGHT)}
     write(submission(right), folder / "alice" / "03_demo.ipynb")
@@ -314,43 +321,85 @@ def test_grading_a_folder_of_submissions(tmp_path: Path) -> None:
     write(demo_chapter(), folder / "instructor.ipynb")  # stub, then the solution re-checks
     before = files(folder)
     out = tmp_path / "grades"
-    assert course("grade", folder, "--jobs", 2, "--timeout", 120, "--out", out) == 0
+    chapters = tmp_path / "chapters"
+    argv = ["--chapter", "3", "--chapters", chapters, "--jobs", 2, "--timeout", 120, "--out", out]
+    assert course("grade", folder, *argv) == 0
 
     rows = {row["submission"]: row for row in read_csv(out / "grades.csv")}
-    table = {name: (r["3.1"], r["3.2"], r["passed"], r["status"]) for name, r in rows.items()}
-    assert table == {
-        "alice/03_demo.ipynb": ("passed", "passed", "2/2", "ok"),
-        "bob.ipynb": ("failed", "passed", "1/2", "ok"),
-        "carol.ipynb": ("not attempted", "not attempted", "0/2", "ok"),
-        "dave.ipynb": ("not attempted", "no result", "0/2", "error"),
-        "instructor.ipynb": ("passed", "passed", "2/2", "ok"),
+    table = {name: (r["3.1"], r["3.2"], r["points"], r["status"]) for name, r in rows.items()}
+    assert table == {  # 3.1 is worth 2 points (its check cell's metadata), 3.2 the default 1
+        "alice/03_demo.ipynb": ("passed", "passed", "3/3", "ok"),
+        "bob.ipynb": ("failed", "passed", "1/3", "ok"),
+        "carol.ipynb": ("not attempted", "not attempted", "0/3", "ok"),
+        "dave.ipynb": ("not attempted", "not attempted", "0/3", "error"),
+        "instructor.ipynb": ("passed", "passed", "3/3", "ok"),
     }
     assert rows["dave.ipynb"]["error"].startswith("In [3]: SyntaxError")
     markdown = (out / "grades.md").read_text()
-    assert "| alice/03_demo.ipynb | passed | passed | 2/2 | ok |  |" in markdown
+    assert "| alice/03_demo.ipynb | 03_demo | passed | passed | 3/3 | ok |  |" in markdown
+    students = {row["student"]: row["total"] for row in read_csv(out / "students.csv")}
+    assert students == {
+        "alice": "3/3",
+        "bob": "1/3",
+        "carol": "0/3",
+        "dave": "0/3",
+        "instructor": "3/3",
+    }
+    [chapter] = read_csv(out / "chapters.csv")
+    assert (chapter["submissions"], chapter["mean points"], chapter["full marks"]) == (
+        "5",
+        "1.4",
+        "2",
+    )
+    feedback = (out / "feedback" / "bob.md").read_text()
+    assert "**3.1 The soft-cap** (2 points): failed — hint: compute cap · tanh" in feedback
+    assert "**3.2 Which KV head?** (1 point): passed" in feedback
     assert (out / "executed" / "alice" / "03_demo.ipynb").is_file()
     assert files(folder) == before
 
 
 def test_a_notebook_past_its_time_limit_is_stopped(tmp_path: Path) -> None:
+    write(demo_chapter(), tmp_path / "chapters" / "03_demo.ipynb")
     nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        code("import time\n\ntime.sleep(600)"),
-        code("check_soft_cap(cap_logits)", metadata={"tags": ["check"]}),
-    ]
+    nb.cells = [code("import time\n\ntime.sleep(600)"), code(cap_function(CAP_RIGHT))]
     out = tmp_path / "grades"
-    assert course("grade", write(nb, tmp_path / "slow.ipynb"), "--timeout", 5, "--out", out) == 0
+    path = write(nb, tmp_path / "slow" / "03_demo.ipynb")
+    argv = ["--chapters", tmp_path / "chapters", "--timeout", 5, "--out", out]
+    assert course("grade", path, *argv) == 0
     [row] = read_csv(out / "grades.csv")
-    assert (row["3.1"], row["status"]) == ("no result", "timeout")
-    assert row["error"] == "did not finish within 5 s"
+    assert (row["3.1"], row["3.2"], row["status"]) == ("not attempted", "not attempted", "timeout")
+    assert row["error"] == "out of time before cell 1; the later cells did not run"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing.ipynb", "submission {path} does not exist"),
+        ("notes.txt", "submission {path} is not a notebook (*.ipynb)"),
+        ("homework.ipynb", "no chapter is named 'homework'"),
+    ],
+)
+def test_a_bad_submission_path_says_what_is_wrong(tmp_path: Path, name: str, message: str) -> None:
+    write(demo_chapter(), tmp_path / "chapters" / "03_demo.ipynb")
+    path = tmp_path / name
+    if name != "missing.ipynb":
+        path.write_text("{}")
+    with pytest.raises(SubmissionError) as error:
+        course("grade", path, "--chapters", tmp_path / "chapters", "--out", tmp_path / "out")
+    assert message.format(path=repr(str(path))) in str(error.value)
+    assert not (tmp_path / "out").exists()
 
 
 def files(folder: Path) -> list[tuple[Path, bytes]]:
     return sorted((p, p.read_bytes()) for p in folder.rglob("*") if p.is_file())
 
 
-def test_the_checks_a_notebook_calls_are_found_without_running_it() -> None:
-    assert expected_checks(demo_chapter()) == ["3.2", "3.1"]
+def test_the_contract_finds_each_exercise_its_check_and_points() -> None:
+    found = [(e.check_id, e.title, e.check.source, e.points) for e in exercises(demo_chapter())]
+    assert found == [
+        ("3.2", "3.2 Which KV head?", "check_kv_head_for_query(kv_head_for_query)", 1),
+        ("3.1", "3.1 The soft-cap", "check_soft_cap(cap_logits)", 2),
+    ]
 
 
 # ----------------------------------------------------------------------------- the real chapters

@@ -18,6 +18,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mingrok.course.contract import (
+    CHECK,
+    EXERCISE,
+    PARAMETERS,
+    SOLUTION,
+    bound_names,
+    check_calls,
+    directives,
+    exercises,
+    has_tag,
+)
 from mingrok.course.parameters import read_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,42 +50,12 @@ chapter_parameters = load_script("chapter_parameters")
 FILE_NAME = re.compile(r"^(\d{2})_[a-z0-9_]+\.ipynb$")
 TITLE = re.compile(r"\A#\s+(\d+)\.\s+\S")
 OBJECTIVES = re.compile(r"^#{2,4}\s+(learning objectives|what you will learn)\b", re.I | re.M)
-# A MyST directive opening line, in backtick or colon fences: ```{solution-start} ex-03-cap
-DIRECTIVE = re.compile(r"^(?:`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<argument>\S*)", re.M)
-OPTION = re.compile(r"^:(?P<key>[\w-]+):[ \t]*(?P<value>.*)$")
 REQUIRED_PARAMETERS = {"SEED", "DEVICE"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-def tags(cell: nbformat.NotebookNode) -> list[str]:
-    return cell.metadata.get("tags", [])
-
-
 def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     return [c for c in nb.cells if c.cell_type == "code"]
-
-
-def python_source(source: str) -> str:
-    """Cell source with IPython magics and shell escapes blanked, so that `ast` can parse it."""
-    return "\n".join(
-        "" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n")
-    )
-
-
-def directives(cell: nbformat.NotebookNode) -> list[tuple[str, str, dict[str, str]]]:
-    """(name, argument, options) of each MyST directive opened in a markdown cell."""
-    found = []
-    lines = cell.source.split("\n")
-    for match in DIRECTIVE.finditer(cell.source):
-        line_number = cell.source.count("\n", 0, match.start())
-        options = {}
-        for line in lines[line_number + 1 :]:
-            option = OPTION.match(line.strip())
-            if not option:
-                break
-            options[option["key"]] = option["value"].strip()
-        found.append((match["name"], match["argument"], options))
-    return found
 
 
 # ----------------------------------------------------------------------------- structure checks
@@ -128,7 +109,7 @@ def check_executed(nb: nbformat.NotebookNode) -> list[str]:
 
 
 def check_parameters(nb: nbformat.NotebookNode) -> list[str]:
-    cells = [c for c in code_cells(nb) if "parameters" in tags(c)]
+    cells = [c for c in code_cells(nb) if has_tag(c, PARAMETERS)]
     if len(cells) != 1:
         return [f"{len(cells)} cells are tagged 'parameters' (exactly one is needed)"]
     try:
@@ -159,55 +140,22 @@ def check_parameters(nb: nbformat.NotebookNode) -> list[str]:
     return problems
 
 
-def check_calls(nb: nbformat.NotebookNode) -> set[int]:
-    """The indices (in nb.cells) of the code cells that call a check_* from mingrok.checks."""
-    imported: set[str] = set()  # check_* names imported from mingrok.checks
-    modules: set[str] = set()  # names bound to the mingrok.checks module
-
-    def is_check(func: ast.expr) -> bool:
-        if isinstance(func, ast.Name):
-            return func.id.startswith("check_") and func.id in imported
-        if isinstance(func, ast.Attribute) and func.attr.startswith("check_"):
-            return ast.unparse(func.value) in modules
-        return False
-
-    calling_cells = set()
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        try:
-            tree = ast.parse(python_source(cell.source))
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == "mingrok.checks":
-                imported |= {alias.asname or alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module == "mingrok":
-                modules |= {a.asname or a.name for a in node.names if a.name == "checks"}
-            elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name == "mingrok.checks":
-                        modules.add(alias.asname or "mingrok.checks")
-        if any(isinstance(n, ast.Call) and is_check(n.func) for n in ast.walk(tree)):
-            calling_cells.add(index)
-    return calling_cells
-
-
 def check_exercises(nb: nbformat.NotebookNode) -> list[str]:
     problems = []
-    exercises: list[str] = []
+    labels: list[str] = []
     stubs: dict[str, int] = {}  # exercise label -> code cells tagged `exercise` before its solution
     solutions: dict[str, dict[str, str]] = {}
     inside_solution = False
-    calls = check_calls(nb)
+    calls = {call.cell_index for call in check_calls(nb)}
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
-            for name, argument, options in directives(cell):
+            for directive in directives(cell):
+                name, argument, options = directive.name, directive.argument, directive.options
                 if name in ("exercise", "exercise-start"):
                     if not options.get("label", "").startswith("ex-"):
                         problems.append(f"cell {index}: an exercise needs `:label: ex-NN-name`")
-                    exercises.append(options.get("label", ""))
-                    stubs[exercises[-1]] = 0
+                    labels.append(options.get("label", ""))
+                    stubs[labels[-1]] = 0
                 elif name in ("solution", "solution-start"):
                     if argument in solutions:
                         problems.append(f"cell {index}: a second solution to {argument!r}")
@@ -224,15 +172,15 @@ def check_exercises(nb: nbformat.NotebookNode) -> list[str]:
             problems += [
                 f"cell {index}: {p}" for p in solution_cell_problems(cell, inside_solution)
             ]
-            if "exercise" in tags(cell) and exercises and exercises[-1] not in solutions:
-                stubs[exercises[-1]] += 1
-            if index in calls and not inside_solution and "check" not in tags(cell):
+            if has_tag(cell, EXERCISE) and labels and labels[-1] not in solutions:
+                stubs[labels[-1]] += 1
+            if index in calls and not inside_solution and not has_tag(cell, CHECK):
                 problems.append(f"cell {index}: a cell calling a check is not tagged 'check'")
     if inside_solution:
         problems.append("a solution-start is never closed by solution-end")
-    if len(exercises) < 2:
-        problems.append(f"{len(exercises)} exercise(s); every chapter has at least 2")
-    for label in exercises:
+    if len(labels) < 2:
+        problems.append(f"{len(labels)} exercise(s); every chapter has at least 2")
+    for label in labels:
         if not stubs[label]:
             problems.append(f"exercise {label!r} has no stub cell tagged 'exercise'")
         options = solutions.get(label)
@@ -244,7 +192,7 @@ def check_exercises(nb: nbformat.NotebookNode) -> list[str]:
         if "dropdown" not in options.get("class", "").split():
             problems.append(f"the solution to {label!r} needs `:class: dropdown`")
     problems += [
-        f"solution to unknown exercise {label!r}" for label in solutions.keys() - set(exercises)
+        f"solution to unknown exercise {label!r}" for label in solutions.keys() - set(labels)
     ]
     if len(calls) < 2:
         problems.append(
@@ -254,11 +202,11 @@ def check_exercises(nb: nbformat.NotebookNode) -> list[str]:
 
 
 def solution_cell_problems(cell: nbformat.NotebookNode, inside_solution: bool) -> list[str]:
-    is_solution = "solution" in tags(cell)
+    tagged = has_tag(cell, SOLUTION)
     if not inside_solution:
-        return ["a cell tagged 'solution' outside solution-start/end"] if is_solution else []
+        return ["a cell tagged 'solution' outside solution-start/end"] if tagged else []
     problems = []
-    if not is_solution:
+    if not tagged:
         problems.append("a code cell inside a solution is not tagged 'solution'")
     if cell.metadata.get("jupyter", {}).get("source_hidden") is not True:
         problems.append("a solution cell lacks metadata jupyter.source_hidden: true")
@@ -280,8 +228,27 @@ def check_figures(nb: nbformat.NotebookNode) -> list[str]:
             if not str(mystnb.get("figure", {}).get("caption", "")).strip():
                 problems.append(f"code cell {index} shows an image without mystnb.figure.caption")
         widget = any(WIDGET_VIEW in o.get("data", {}) for o in outputs)
-        if widget and "nbval-ignore-output" not in tags(cell):
+        if widget and not has_tag(cell, "nbval-ignore-output"):
             problems.append(f"code cell {index} shows a widget but is not nbval-ignore-output")
+    return problems
+
+
+def check_answer_names(nb: nbformat.NotebookNode) -> list[str]:
+    """The names a check reads are bound only by its exercise's stub and solution: `course grade`
+    reads them from the student's kernel, so a teaching cell that binds one would answer it."""
+    problems = []
+    for exercise in exercises(nb):
+        own = {*exercise.stubs, *exercise.solution_code}
+        for call in exercise.checks:
+            for name in call.arguments:
+                elsewhere = [
+                    i for i, c in enumerate(nb.cells) if i not in own and name in bound_names(c)
+                ]
+                if elsewhere:
+                    problems.append(
+                        f"{exercise.label}: cell {elsewhere[0]} binds {name!r}, which its check "
+                        "reads: only the stub and the solution may"
+                    )
     return problems
 
 
@@ -294,6 +261,7 @@ def structure_problems(path: Path) -> list[str]:
         *check_parameters(nb),
         *check_executed(nb),
         *check_exercises(nb),
+        *check_answer_names(nb),
         *check_figures(nb),
     ]
 
@@ -379,12 +347,12 @@ def find(nb: nbformat.NotebookNode, predicate) -> nbformat.NotebookNode:
     return next(c for c in nb.cells if predicate(c))
 
 
-def is_solution(cell: nbformat.NotebookNode) -> bool:
-    return "solution" in tags(cell)
+def is_solution_code(cell: nbformat.NotebookNode) -> bool:
+    return has_tag(cell, SOLUTION)
 
 
 def is_parameters(cell: nbformat.NotebookNode) -> bool:
-    return "parameters" in tags(cell)
+    return has_tag(cell, PARAMETERS)
 
 
 def break_outputs(nb):
@@ -435,20 +403,20 @@ def break_parameters_twice(nb):
 
 
 def break_hidden(nb):
-    del find(nb, is_solution).metadata["jupyter"]
+    del find(nb, is_solution_code).metadata["jupyter"]
 
 
 def break_form(nb):
-    del find(nb, is_solution).metadata["cellView"]
+    del find(nb, is_solution_code).metadata["cellView"]
 
 
 def break_title_line(nb):
-    cell = find(nb, is_solution)
+    cell = find(nb, is_solution_code)
     cell.source = cell.source.replace("# @title Solution\n", "")
 
 
 def break_solution_tag(nb):
-    find(nb, is_solution).metadata["tags"] = []
+    find(nb, is_solution_code).metadata["tags"] = []
 
 
 def break_dropdown(nb):
@@ -472,11 +440,15 @@ def break_checks(nb):
 
 
 def break_stub_tag(nb):
-    find(nb, lambda c: "exercise" in tags(c)).metadata["tags"] = []
+    find(nb, lambda c: has_tag(c, EXERCISE)).metadata["tags"] = []
 
 
 def break_check_tag(nb):
-    find(nb, lambda c: "check" in tags(c)).metadata["tags"] = []
+    find(nb, lambda c: has_tag(c, CHECK)).metadata["tags"] = []
+
+
+def break_answer_name(nb):
+    code_cells(nb)[2].source += "\n\n\ndef first(x):\n    return x"
 
 
 def break_alt_text(nb):
@@ -510,6 +482,7 @@ BREAKAGES = {
     break_checks: "call a mingrok.checks.check_* function",
     break_stub_tag: "no stub cell tagged 'exercise'",
     break_check_tag: "not tagged 'check'",
+    break_answer_name: "binds 'first', which its check reads",
     break_alt_text: "mystnb.image.alt",
     break_widget: "nbval-ignore-output",
 }

@@ -98,10 +98,13 @@ def _add_grade(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--chapters", dest="chapters_folder", type=Path, default=Path("chapters"))
     parser.add_argument("--jobs", type=_positive, default=1, help="notebooks at the same time (1)")
     parser.add_argument(
-        "--timeout", type=_positive, default=600, help="seconds for a notebook's cells (600)"
+        "--timeout", type=_positive, default=600, help="seconds for all of a notebook's cells (600)"
     )
     parser.add_argument(
-        "--check-timeout", type=_positive, default=60, help="seconds for each check (60)"
+        "--cell-timeout",
+        type=_positive,
+        default=120,
+        help="seconds for any one cell or check (120)",
     )
     parser.add_argument("--out", type=Path, help="a new folder (default runs/grades/<time>)")
     parser.set_defaults(run=grade_command)
@@ -173,7 +176,7 @@ def grade_command(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"grading {len(submissions)} notebook(s) into {out}/", file=sys.stderr)
     results = grade(
-        submissions, out, jobs=args.jobs, timeout_s=args.timeout, check_timeout_s=args.check_timeout
+        submissions, out, jobs=args.jobs, timeout_s=args.timeout, cell_timeout_s=args.cell_timeout
     )
     print(write_grades(results, out), end="")
     tables = ", ".join(str(out / f"{name}.md") for name in ("grades", "students", "chapters"))

@@ -146,17 +146,21 @@ def grade(
     out: Path,
     jobs: int = 1,
     timeout_s: float = 600,
-    check_timeout_s: float = 60,
+    cell_timeout_s: float = 120,
 ) -> list[Grade]:
-    """Run and grade every submission; executed copies go to OUT/executed/<name>."""
+    """Run and grade every submission; executed copies go to OUT/executed/<name>.
+
+    ``timeout_s`` bounds all of a submission's own cells together, ``cell_timeout_s`` each one of
+    them and each check: a cell or a check that runs past it is interrupted, and the next runs.
+    """
     tasks = [
-        (s, (out / "executed" / s.name).resolve(), timeout_s, check_timeout_s) for s in submissions
+        (s, (out / "executed" / s.name).resolve(), timeout_s, cell_timeout_s) for s in submissions
     ]
     return run_parallel(_grade_one, tasks, jobs, _describe)
 
 
 def _grade_one(task: tuple[Submission, Path, float, float]) -> Grade:
-    submission, executed_copy, timeout_s, check_timeout_s = task
+    submission, executed_copy, timeout_s, cell_timeout_s = task
     master = exercises(nbformat.read(submission.chapter, as_version=4))
     try:
         nb = nbformat.read(submission.path, as_version=4)
@@ -167,7 +171,7 @@ def _grade_one(task: tuple[Submission, Path, float, float]) -> Grade:
         tempfile.TemporaryDirectory(prefix="mingrok-results-") as results,
     ):
         execution, outcomes = _run_and_check(
-            nb, Path(folder), Path(results), master, timeout_s, check_timeout_s
+            nb, Path(folder), Path(results), master, timeout_s, cell_timeout_s
         )
     executed_copy.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, executed_copy)
@@ -180,7 +184,7 @@ def _run_and_check(
     results: Path,
     master: list[Exercise],
     timeout_s: float,
-    check_timeout_s: float,
+    cell_timeout_s: float,
 ) -> tuple[Execution, dict[str, Outcome]]:
     """Execute ``nb``'s cells in place (errors kept), then the master's checks; never raises."""
     from nbclient import NotebookClient
@@ -202,13 +206,13 @@ def _run_and_check(
     outcomes: dict[str, Outcome] = {}
     try:
         with client.setup_kernel():
-            status, message, dead = _run_cells(client, nb, started + timeout_s)
+            status, message, dead = _run_cells(client, nb, started + timeout_s, cell_timeout_s)
             if status == OK and first_error(nb):
                 status, message = ERROR, first_error(nb)
             for exercise in master:
                 if dead:
                     break
-                outcome, dead = _run_check(client, nb, exercise, results, check_timeout_s)
+                outcome, dead = _run_check(client, nb, exercise, results, cell_timeout_s)
                 outcomes[exercise.check_id] = outcome
     except DeadKernelError:  # while starting or stopping the kernel
         status, message, dead = CRASHED, "the kernel died", True
@@ -220,8 +224,11 @@ def _run_and_check(
     return Execution(status, message, time.monotonic() - started), outcomes
 
 
-def _run_cells(client, nb: nbformat.NotebookNode, deadline: float) -> tuple[str, str, bool]:
-    """The submission's own cells, each with what is left of the time: (status, message, dead)."""
+def _run_cells(
+    client, nb: nbformat.NotebookNode, deadline: float, cell_timeout_s: float
+) -> tuple[str, str, bool]:
+    """The submission's own cells, each within its limit and what is left of the notebook's
+    time: (status, message, whether the kernel died)."""
     from nbclient.exceptions import DeadKernelError
 
     for index, cell in enumerate(nb.cells):
@@ -230,7 +237,7 @@ def _run_cells(client, nb: nbformat.NotebookNode, deadline: float) -> tuple[str,
         left = deadline - time.monotonic()
         if left <= 0:
             return TIMEOUT, f"out of time before cell {index}; the later cells did not run", False
-        client.timeout = math.ceil(left)
+        client.timeout = math.ceil(min(left, cell_timeout_s))
         try:
             client.execute_cell(cell, index)
         except DeadKernelError:

@@ -1,11 +1,9 @@
-"""Finding chapters by the short names instructors type, and reading what executed cells printed."""
+"""Finding chapters by the short names instructors type, and where the tools may write."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-import nbformat
 
 DEFAULT_CHAPTERS = Path("chapters")
 
@@ -56,18 +54,6 @@ def _matching(name: str, chapters: list[Path]) -> list[Path]:
     if stem.isdigit():
         return [p for p in chapters if int(p.name[:2]) == int(stem)]
     return [p for p in chapters if p.stem == stem]
-
-
-def tags(cell: nbformat.NotebookNode) -> list[str]:
-    return cell.metadata.get("tags", [])
-
-
-def printed_lines(nb: nbformat.NotebookNode) -> Iterator[str]:
-    """Every line the code cells printed to stdout, in notebook order."""
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and output.get("name") == "stdout":
-                yield from output.text.splitlines()
 
 
 def check_output_folder(out: Path, sources: Iterable[Path], must_be_new: bool = True) -> None:
