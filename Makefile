@@ -7,13 +7,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# nbgrader pulls JupyterLab and another nbconvert: it gets a venv of its own (requirements-instructor.txt).
+INSTRUCTOR_VENV := .venv-instructor
+INSTRUCTOR_STAMP := $(INSTRUCTOR_VENV)/.installed
 
-.PHONY: help venv data lint test unit nbval nbval-machine nbval-other-cpu tools book linkcheck notebooks \
-	bench clean
+.PHONY: help venv instructor-venv data lint test unit instructor-test nbval nbval-machine \
+	nbval-other-cpu tools book linkcheck notebooks bench clean
 
 help:
 	@echo "make book       build the static site into _build/html"
-	@echo "make test       run every test (lint, unit, notebooks, book build)"
+	@echo "make test       run every test (lint, unit, nbgrader, notebooks, book build)"
 	@echo "make notebooks  re-execute the chapters and store their outputs"
 	@echo "make bench      run the benchmark scripts"
 	@echo "make linkcheck  check the book's external links (needs the network)"
@@ -25,6 +28,14 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 venv: $(STAMP)
+
+$(INSTRUCTOR_STAMP): requirements-instructor.txt
+	test -x $(INSTRUCTOR_VENV)/bin/python || $(PYTHON) -m venv $(INSTRUCTOR_VENV)
+	$(INSTRUCTOR_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INSTRUCTOR_VENV)/bin/python -m pip install --quiet -r requirements-instructor.txt
+	touch $@
+
+instructor-venv: $(INSTRUCTOR_STAMP)
 
 # TinyShakespeare: copied from ../shared/input.txt when present, else downloaded and sha256-checked.
 input.txt: | $(STAMP)
@@ -47,9 +58,13 @@ $(ACTIONLINT):
 tools: $(ACTIONLINT)
 
 unit: $(STAMP) input.txt tools
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --ignore=tests/test_nbgrader.py
 
-test: lint unit nbval book
+# The chapters as an nbgrader course, driven by the real nbgrader: never skipped here.
+instructor-test: $(STAMP) $(INSTRUCTOR_STAMP) input.txt
+	MINGROK_NBGRADER_VENV=$(INSTRUCTOR_VENV) $(PY) -m pytest -q tests/test_nbgrader.py
+
+test: lint unit instructor-test nbval book
 
 # The static site, from the committed notebook outputs, rebuilt from scratch (--all) so that every
 # page is checked: any warning or broken reference fails it.

@@ -44,6 +44,13 @@ class CheckResult:
     def line(self) -> str:
         return f"[mingrok check {self.check_id}] {self.status} — {self.message}"
 
+    def assert_passed(self) -> None:
+        """Print the line, and raise AssertionError unless it is a PASS: an autograder's test
+        cell (nbgrader gives its points when the cell does not raise)."""
+        print(self.line)
+        if self.status != PASS:
+            raise AssertionError(self.line)
+
 
 history: list[CheckResult] = []  # every result of this session, in order (for graders and tests)
 
