@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -421,3 +423,19 @@ def test_real_chapters_work_with_the_course_tools(chapter: Path) -> None:
         if "scrapbook" in o.get("metadata", {})
     ]
     assert len(names) == len(set(names)), f"a name recorded twice (the book build fails): {names}"
+
+
+def test_the_model_commands_do_not_load_the_course_tools() -> None:
+    """The course tools are an optional layer: `python -m mingrok sample` runs without them."""
+    program = (
+        "import sys\n"
+        "from mingrok.__main__ import main\n"
+        "status = main(['sample', '--max-new-tokens', '3', '--prompt', 'ROMEO:'])\n"
+        "heavy = ('papermill', 'nbformat', 'nbclient', 'jupyter_client', 'yaml')\n"
+        "print(status, sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=False, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 []"
