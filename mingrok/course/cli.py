@@ -37,9 +37,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
             "checked against each chapter's parameters cell before anything runs."
         ),
     )
-    parser.add_argument(
-        "chapters", nargs="*", metavar="CHAPTER", help="number, name or path (default: all)"
-    )
+    _add_chapter_names(parser)
     parser.add_argument(
         "-p",
         "--parameter",
@@ -59,7 +57,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--jobs", type=_positive, default=1, help="runs at the same time (1)")
     parser.add_argument("--timeout", type=_positive, default=None, help="seconds per run (none)")
     parser.add_argument("--out", type=Path, help="a new folder (default runs/course/<time>)")
-    parser.add_argument("--chapters", dest="chapters_folder", type=Path, default=Path("chapters"))
+    _add_chapters_folder(parser)
     parser.set_defaults(run=run_command)
 
 
@@ -72,11 +70,9 @@ def _add_student(commands: argparse._SubParsersAction) -> None:
             "cleared, everything else unchanged."
         ),
     )
-    parser.add_argument(
-        "chapters", nargs="*", metavar="CHAPTER", help="number, name or path (default: all)"
-    )
+    _add_chapter_names(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/student"), help="(runs/student)")
-    parser.add_argument("--chapters", dest="chapters_folder", type=Path, default=Path("chapters"))
+    _add_chapters_folder(parser)
     parser.set_defaults(run=student_command)
 
 
@@ -95,7 +91,7 @@ def _add_grade(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION")
     parser.add_argument("--chapter", help="grade every submission with this chapter (number/name)")
-    parser.add_argument("--chapters", dest="chapters_folder", type=Path, default=Path("chapters"))
+    _add_chapters_folder(parser)
     parser.add_argument("--jobs", type=_positive, default=1, help="notebooks at the same time (1)")
     parser.add_argument(
         "--timeout", type=_positive, default=600, help="seconds for all of a notebook's cells (600)"
@@ -121,13 +117,28 @@ def _add_nbgrader(commands: argparse._SubParsersAction) -> None:
             "autograded test cell that raises unless the check passed, the rest is locked."
         ),
     )
+    _add_chapter_names(parser)
+    parser.add_argument("--out", type=Path, required=True, metavar="COURSE_DIR")
+    parser.add_argument("--course-id", default="mingrok", help="nbgrader's course id (mingrok)")
+    _add_chapters_folder(parser)
+    parser.set_defaults(run=nbgrader_command)
+
+
+def _add_chapter_names(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "chapters", nargs="*", metavar="CHAPTER", help="number, name or path (default: all)"
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="COURSE_DIR")
-    parser.add_argument("--course-id", default="mingrok", help="nbgrader's course id (mingrok)")
-    parser.add_argument("--chapters", dest="chapters_folder", type=Path, default=Path("chapters"))
-    parser.set_defaults(run=nbgrader_command)
+
+
+def _add_chapters_folder(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chapters",
+        dest="chapters_folder",
+        type=Path,
+        default=Path("chapters"),
+        metavar="DIR",
+        help="where the chapters are (chapters)",
+    )
 
 
 def _positive(text: str) -> int:
