@@ -425,3 +425,18 @@ def test_greedy_oracle_agrees_with_tokenizer():
     merges = {p: 65 + r for r, p in enumerate(tok.merges)}
     text = "thou art the one that we are."
     assert greedy_merge([STOI[c] for c in text], merges) == tok.encode(text)
+
+
+def test_evaluate_returns_the_result_and_assert_passed_raises_unless_it_passed(capsys) -> None:
+    before = len(checks.history)
+    result = checks.check_soft_cap.evaluate(lambda x, c: x.clamp(-c, c))
+    assert (result.status, len(checks.history), capsys.readouterr().out) == (
+        checks.FAIL,
+        before,
+        "",
+    )
+    with pytest.raises(AssertionError, match=r"\[mingrok check 3.1\] FAIL — hint: "):
+        result.assert_passed()
+    checks.check_soft_cap.evaluate(soft_cap).assert_passed()
+    printed = [checks.parse_line(line) for line in capsys.readouterr().out.splitlines()]
+    assert printed == [("3.1", checks.FAIL), ("3.1", checks.PASS)]
