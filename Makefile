@@ -7,8 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# nbgrader pulls JupyterLab and another nbconvert: it gets a venv of its own (requirements-instructor.txt).
-INSTRUCTOR_VENV := .venv-instructor
+# nbgrader pulls JupyterLab and another nbconvert: a venv of its own (requirements-instructor.txt),
+# in _build/ like the Colab venv, so that the book build never reads it.
+INSTRUCTOR_VENV := _build/instructor-venv
 INSTRUCTOR_STAMP := $(INSTRUCTOR_VENV)/.installed
 
 .PHONY: help venv instructor-venv data lint test unit instructor-test nbval nbval-machine \

@@ -25,7 +25,7 @@ from mingrok.course.contract import exercises
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER = REPO / "chapters" / "03_attention.ipynb"
 ASSIGNMENT = CHAPTER.stem
-VENV = Path(os.environ.get("MINGROK_NBGRADER_VENV", REPO / ".venv-instructor")).resolve()
+VENV = Path(os.environ.get("MINGROK_NBGRADER_VENV", REPO / "_build" / "instructor-venv")).resolve()
 if not (VENV / "bin" / "nbgrader").is_file():
     if os.environ.get("MINGROK_NBGRADER_VENV"):
         raise RuntimeError(f"no nbgrader in {VENV}: run `make instructor-venv`")
