@@ -29,6 +29,19 @@ def soft_cap(logits: torch.Tensor, cap: float) -> torch.Tensor:
     return cap * torch.tanh(logits / cap)
 
 
+def causal_mask(key_mask: torch.Tensor, num_queries: int) -> torch.Tensor:
+    """key_mask [B, S] (True = real key) → mask [B, T, S] of what each of the T queries may read.
+
+    The queries are the last T of the S positions (S = T without a cache), so query t sits at
+    position S − T + t and reads key s when s ≤ S − T + t and key s is not padding.
+    """
+    num_keys = key_mask.shape[1]
+    query_index = torch.arange(num_keys - num_queries, num_keys, device=key_mask.device)
+    key_index = torch.arange(num_keys, device=key_mask.device)
+    causal = key_index[None, :] <= query_index[:, None]  # [T, S]
+    return causal[None] & key_mask[:, None, :]
+
+
 def grouped_query_attention(
     q: torch.Tensor,
     k: torch.Tensor,

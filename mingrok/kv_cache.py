@@ -9,6 +9,10 @@ This cache holds the same tensors for all layers plus a key-padding mask (left-p
 keep their padding masked for the whole generation). All rows share one ``length``: batches with
 prompts of different lengths are left-padded, so every row writes at the same offset.
 
+One forward pass is one step of the cache, and the cache owns its bookkeeping: ``start_step``
+makes room and says where the new tokens sit, every layer calls ``write`` with its keys and values
+(stored at that offset), and ``advance`` ends the step.
+
 When the cache is full, the oldest positions drop out (a sliding window over the last
 ``capacity`` tokens). RoPE depends only on relative positions, so absolute positions may grow
 past the capacity.
@@ -58,6 +62,17 @@ class KVCache:
             device=weight.device,
         )
 
+    def start_step(self, input_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Make room for the new tokens (input_mask [B, T]); their RoPE positions [T] and key mask.
+
+        The positions continue the sequence (``position .. position+T-1``); the key mask [B, S]
+        covers the S = length + T keys the new queries read, cached ones first.
+        """
+        num_new = input_mask.shape[1]
+        self.make_room(num_new, input_mask)
+        positions = torch.arange(self.position, self.position + num_new, device=input_mask.device)
+        return positions, self.key_mask[:, : self.length + num_new]
+
     def make_room(self, num_new: int, input_mask: torch.Tensor) -> None:
         """Drop the oldest positions so that ``num_new`` more fit, and record their key mask."""
         if num_new > self.capacity:
@@ -83,6 +98,6 @@ class KVCache:
         return self.keys[layer][:, :end], self.values[layer][:, :end]
 
     def advance(self, num_new: int) -> None:
-        """Called once per forward pass, after every layer has written."""
+        """End the step: called once per forward pass, after every layer has written."""
         self.length += num_new
         self.position += num_new

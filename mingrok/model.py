@@ -18,20 +18,21 @@ from functools import cached_property
 import torch
 from torch import nn
 
-from .attention import Attention
+from .attention import Attention, causal_mask
 from .config import MinGrokConfig
 from .kv_cache import KVCache
 from .moe import MoELayer
 from .norm import RMSNorm
-from .router import Router, RouterStats
+from .router import RouterStats
 
 
-@dataclass
+@dataclass(frozen=True)
 class MinGrokOutput:
     """``logits`` float32 [B, T, V]; one RouterStats per layer; the weighted router losses.
 
-    ``aux_loss`` = c_aux·L_aux + c_z·L_z averaged over layers, computed on first access (and 0.0,
-    with no work, when both weights are 0), so that inference never pays for the statistics.
+    ``aux_loss`` = c_aux·L_aux + c_z·L_z averaged over layers, a scalar tensor computed on first
+    access (a zero, with no work, when both weights are 0), so that inference never pays for the
+    statistics.
     """
 
     logits: torch.Tensor
@@ -40,8 +41,8 @@ class MinGrokOutput:
     z_loss_coef: float = 0.0
 
     @cached_property
-    def aux_loss(self) -> torch.Tensor | float:
-        total: torch.Tensor | float = 0.0
+    def aux_loss(self) -> torch.Tensor:
+        total = self.logits.new_zeros(())
         if self.aux_loss_coef:
             balance = torch.stack([s.balance_loss for s in self.router_stats]).mean()
             total = total + self.aux_loss_coef * balance
@@ -64,6 +65,15 @@ class DecoderLayer(nn.Module):
         self.moe = MoELayer(config, layer_index)
         self.post_moe_norm = RMSNorm(config.d_model, eps)  # rms_norm_3
         self.dropout = nn.Dropout(config.dropout)
+
+    def norms(self) -> tuple[RMSNorm, ...]:
+        """The four sandwich norms, in grok-1's creation order (rms_norm, rms_norm_1, _2, _3)."""
+        return (
+            self.pre_attention_norm,
+            self.post_attention_norm,
+            self.pre_moe_norm,
+            self.post_moe_norm,
+        )
 
     def forward(
         self,
@@ -93,23 +103,27 @@ class MinGrok(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Initialise for training from scratch (grok-1's code ships only zero placeholders).
+        """Initialise every tensor for training from scratch (grok-1's code ships only zeros).
 
-        Embedding rows ~ N(0, 1/D), so that √D·E[token] has unit RMS and the initial logits are
-        small: the first loss is ≈ ln V, not the ≈ 92 the seed repo started from. Projections
-        ~ N(0, 1/fan_in); norm scales 1.
+        One function names them all, in a fixed order, so a seed fixes the weights:
+
+        * token embedding E ~ N(0, 1/D), so that √D·E[token] has unit RMS and the initial logits
+          are small (the first loss is ≈ ln V);
+        * every projection, attention's four and the router's, W ~ N(0, 1/fan_in), and the
+          experts by :meth:`MoELayer.reset_parameters`, the same rule;
+        * the noisy-top-k noise map 0 (:meth:`Router.reset_parameters`); every norm scale 1.
         """
-        d = self.config.d_model
-        nn.init.normal_(self.embed.weight, std=1 / math.sqrt(d))
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=1 / math.sqrt(module.in_features))
-            elif isinstance(module, MoELayer):
-                module.reset_parameters()
-        # The router's noise map last: the pass above reaches it (a child) after its router.
-        for module in self.modules():
-            if isinstance(module, Router):
-                module.reset_parameters()
+        nn.init.normal_(self.embed.weight, std=1 / math.sqrt(self.config.d_model))
+        for layer in self.layers:
+            attention, moe = layer.attention, layer.moe
+            for projection in (attention.query, attention.key, attention.value, attention.out):
+                _normal_fan_in(projection)
+            moe.reset_parameters()
+            _normal_fan_in(moe.router.linear)
+            moe.router.reset_parameters()
+            for norm in layer.norms():
+                norm.reset_parameters()
+        self.final_norm.reset_parameters()
 
     def seed_router_noise(self, seed: int) -> None:
         """Give every layer's router its own reproducible noise stream (seed + layer index)."""
@@ -129,45 +143,25 @@ class MinGrok(nn.Module):
         continue the cached sequence: RoPE positions start at ``cache.position``.
         """
         config = self.config
-        tokens = self._check_tokens(tokens, cache)
-        batch, steps = tokens.shape
-        device = tokens.device
-        if input_mask is None:
-            input_mask = torch.ones(batch, steps, dtype=torch.bool, device=device)
-        elif input_mask.shape != tokens.shape:
-            raise ValueError(
-                f"input_mask has shape {tuple(input_mask.shape)}; it must match tokens "
-                f"{tuple(tokens.shape)}"
-            )
-        input_mask = input_mask.to(device=device, dtype=torch.bool)
-        start = 0
-        if cache is None:
-            key_mask = input_mask
-            positions = torch.arange(steps, device=device)
-        else:
-            cache.make_room(steps, input_mask)
-            start = cache.length
-            key_mask = cache.key_mask[:, : start + steps]
-            positions = torch.arange(cache.position, cache.position + steps, device=device)
-        query_index = torch.arange(start, start + steps, device=device)
-        key_index = torch.arange(start + steps, device=device)
-        causal = key_index[None, :] <= query_index[:, None]  # [T, S]
-        mask = causal[None] & key_mask[:, None, :]  # [B, T, S]
-
+        tokens, input_mask = self._check_inputs(tokens, input_mask, cache)
+        positions, mask = _positions_and_mask(input_mask, cache)
         h = self.embed(tokens) * config.embedding_scale
         router_stats = []
         for layer in self.layers:
             h, stats = layer(h, positions, mask, input_mask, cache)
             router_stats.append(stats)
         if cache is not None:
-            cache.advance(steps)
+            cache.advance(tokens.shape[1])
         logits = self.final_norm(h) @ self.embed.weight.t()
         logits = logits.float() * config.output_multiplier
         return MinGrokOutput(
             logits, router_stats, config.router_aux_loss_coef, config.router_z_loss_coef
         )
 
-    def _check_tokens(self, tokens: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+    def _check_inputs(
+        self, tokens: torch.Tensor, input_mask: torch.Tensor | None, cache: KVCache | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens as int64 and input_mask as bool [B, T] (all True when None), or a clear error."""
         if not isinstance(tokens, torch.Tensor) or tokens.dtype.is_floating_point:
             raise TypeError(f"tokens must be an integer torch.Tensor [B, T]; got {tokens!r:.80}")
         if tokens.dim() != 2:
@@ -185,4 +179,32 @@ class MinGrok(nn.Module):
                     f"token ids must lie in [0, {self.config.vocab_size}); got min {low}, "
                     f"max {high}"
                 )
-        return tokens.long()
+        if input_mask is None:
+            return tokens.long(), torch.ones(tokens.shape, dtype=torch.bool, device=tokens.device)
+        if input_mask.shape != tokens.shape:
+            raise ValueError(
+                f"input_mask has shape {tuple(input_mask.shape)}; it must match tokens "
+                f"{tuple(tokens.shape)}"
+            )
+        return tokens.long(), input_mask.to(device=tokens.device, dtype=torch.bool)
+
+
+def _normal_fan_in(projection: nn.Linear) -> None:
+    """W ~ N(0, 1/fan_in): a projection's outputs keep the RMS of its inputs."""
+    nn.init.normal_(projection.weight, std=1 / math.sqrt(projection.in_features))
+
+
+def _positions_and_mask(
+    input_mask: torch.Tensor, cache: KVCache | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE positions [T] of the tokens and the attention mask [B, T, S] (causal and padding).
+
+    Without a cache the tokens are the whole sequence, at positions 0 .. T−1; with one, they
+    continue it (:meth:`KVCache.start_step`) and also read the cached keys.
+    """
+    if cache is None:
+        positions = torch.arange(input_mask.shape[1], device=input_mask.device)
+        key_mask = input_mask
+    else:
+        positions, key_mask = cache.start_step(input_mask)
+    return positions, causal_mask(key_mask, input_mask.shape[1])

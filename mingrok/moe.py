@@ -16,7 +16,8 @@ Reference: xai-org/grok-1 ``MoELayer``, ``DenseBlock``; Shazeer (2020) for GLU v
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -93,9 +94,15 @@ def dense_moe_reference(
     return torch.einsum("nk,nkd->nd", gates.to(chosen.dtype), chosen)
 
 
-class MoEOutput(NamedTuple):
-    output: torch.Tensor  # [B, T, D]
+@dataclass(frozen=True)
+class MoEOutput:
+    """The layer's output [B, T, D] and what its router decided; unpacks as ``output, router``."""
+
+    output: torch.Tensor
     router: RouterStats
+
+    def __iter__(self) -> Iterator[torch.Tensor | RouterStats]:
+        return iter((self.output, self.router))
 
 
 class MoELayer(nn.Module):
@@ -112,13 +119,16 @@ class MoELayer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """N(0, 1/fan_in) like the other projections (grok-1 released no initialiser)."""
+        """The experts ~ N(0, 1/fan_in) like every projection (grok-1 released no initialiser).
+
+        The router initialises its own tensors (:meth:`Router.reset_parameters`)."""
         d, f = self.config.d_model, self.config.ffn_dim
         nn.init.normal_(self.w_gate, std=1 / math.sqrt(d))
         nn.init.normal_(self.w_value, std=1 / math.sqrt(d))
         nn.init.normal_(self.w_out, std=1 / math.sqrt(f))
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> MoEOutput:
+        """x [B, T, D] (token_mask [B, T]: real tokens, for the statistics) → output [B, T, D]."""
         batch, steps, width = x.shape
         flat = x.reshape(batch * steps, width)
         flat_mask = None if token_mask is None else token_mask.reshape(-1)

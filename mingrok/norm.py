@@ -19,9 +19,13 @@ class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.eps = eps
-        # Grok-1's code initialises the scale with a zero placeholder; the checkpoint supplies it.
-        # Training from scratch needs 1, so the norm starts as a pure normalisation.
-        self.scale = nn.Parameter(torch.ones(dim))
+        self.scale = nn.Parameter(torch.empty(dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """scale = 1, so the norm starts as a pure normalisation. (Grok-1's code initialises it
+        with a zero placeholder; its checkpoint supplies the values.)"""
+        nn.init.ones_(self.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # F.rms_norm is exactly scale ⊙ x · rsqrt(mean(x²) + ε), in one fused op.

@@ -5,8 +5,9 @@ a softmax over **all** experts, then top-k of those probabilities. The k gates a
 probabilities: they are **not** renormalised (Mixtral renormalises them to sum to 1). The released
 code is inference-only: no noise, no auxiliary loss.
 
-Training an MoE from scratch needs help to keep every expert in use, which is the seed repo's open
-ToDo. Everything below is off by default, so the default router is exactly Grok-1's:
+Training an MoE from scratch needs help to keep every expert in use: without it, the experts
+chosen early learn, get chosen more, and the others starve. Everything below is off by default,
+so the default router is exactly Grok-1's:
 
 * noise, in training mode only, from the router's own seeded generator:
   ``gaussian``   z ← z + σ·ε                        (ε ~ N(0, 1))
@@ -18,6 +19,10 @@ ToDo. Everything below is off by default, so the default router is exactly Grok-
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,6 +30,7 @@ from torch import nn
 from .config import MinGrokConfig
 
 
+@dataclass(frozen=True)
 class RouterStats:
     """What one layer's router decided, with the balancing statistics computed on demand.
 
@@ -33,12 +39,11 @@ class RouterStats:
     statistics, never out of routing: grok-1 routes padded positions too).
     """
 
-    def __init__(self, logits, probs, gates, experts, token_mask=None) -> None:
-        self.logits = logits
-        self.probs = probs
-        self.gates = gates
-        self.experts = experts
-        self.token_mask = token_mask
+    logits: torch.Tensor
+    probs: torch.Tensor
+    gates: torch.Tensor
+    experts: torch.Tensor
+    token_mask: torch.Tensor | None = None
 
     @property
     def expert_fraction(self) -> torch.Tensor:
@@ -108,7 +113,7 @@ class Router(nn.Module):
 
     def reset_parameters(self) -> None:
         """The noise map starts at zero, so the learned noise scale is softplus(0) = ln 2 for every
-        expert. (The router weights themselves follow the model's rule for every projection.)"""
+        expert. (The router's own matrix is a projection: :meth:`MinGrok.reset_parameters`.)"""
         if hasattr(self, "noise_linear"):
             nn.init.zeros_(self.noise_linear.weight)
 
@@ -130,26 +135,47 @@ class Router(nn.Module):
         return self._generator
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> RouterStats:
-        """x [N, D] → RouterStats with gates/experts [N, k]."""
-        config = self.config
-        x32 = x.float()
-        noisy = self.training and config.router_noise != "none"
-        if noisy:
-            generator = self.noise_generator(x.device)
-            strength = config.router_noise_std
-        if noisy and config.router_noise == "jitter":
-            uniform = torch.rand(x32.shape, generator=generator, device=x.device)
-            x32 = x32 * (1 - strength + 2 * strength * uniform)
-        logits = F.linear(x32, self.linear.weight.float())  # [N, E]
-        if noisy and config.router_noise == "gaussian":
-            noise = torch.randn(logits.shape, generator=generator, device=x.device)
-            logits = logits + strength * noise
-        elif noisy and config.router_noise == "noisy_topk":
-            noise_scale = F.softplus(F.linear(x32, self.noise_linear.weight.float()))
-            noise = torch.randn(logits.shape, generator=generator, device=x.device)
-            logits = logits + strength * noise * noise_scale
+        """x [N, D] → RouterStats with gates/experts [N, k]: softmax over all E, then top-k."""
+        noise = self.config.router_noise if self.training else "none"
+        logits = self._logits_with[noise](self, x.float())  # [N, E] float32
         probs = torch.softmax(logits, dim=-1)
-        gates, experts = probs.topk(config.num_experts_per_token, dim=-1)
-        if config.renormalize_gates:
+        gates, experts = probs.topk(self.config.num_experts_per_token, dim=-1)
+        if self.config.renormalize_gates:
             gates = gates / gates.sum(dim=-1, keepdim=True)
         return RouterStats(logits, probs, gates, experts, token_mask)
+
+    # One function per kind of noise: x [N, D] float32 → router logits z [N, E] float32.
+
+    def _clean_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """z = x W_router, grok-1's router (and every kind's logits in eval mode)."""
+        return F.linear(x, self.linear.weight.float())
+
+    def _gaussian_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """z + σ·ε."""
+        logits = self._clean_logits(x)
+        return logits + self.config.router_noise_std * self._standard_normal(logits)
+
+    def _jitter_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """z(x ⊙ u), u ~ U(1−σ, 1+σ) per input coordinate (Switch Transformer)."""
+        strength = self.config.router_noise_std
+        uniform = torch.rand(x.shape, generator=self.noise_generator(x.device), device=x.device)
+        return self._clean_logits(x * (1 - strength + 2 * strength * uniform))
+
+    def _noisy_topk_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """z + σ·ε·softplus(x W_noise): a learned noise scale per token and expert (Shazeer)."""
+        logits = self._clean_logits(x)
+        noise_scale = F.softplus(F.linear(x, self.noise_linear.weight.float()))
+        noise = self._standard_normal(logits)
+        return logits + self.config.router_noise_std * noise * noise_scale
+
+    def _standard_normal(self, like: torch.Tensor) -> torch.Tensor:
+        """ε ~ N(0, 1) shaped like ``like``, from this router's own generator."""
+        generator = self.noise_generator(like.device)
+        return torch.randn(like.shape, generator=generator, device=like.device)
+
+    _logits_with: ClassVar[dict[str, Callable[[Router, torch.Tensor], torch.Tensor]]] = {
+        "none": _clean_logits,
+        "gaussian": _gaussian_logits,
+        "jitter": _jitter_logits,
+        "noisy_topk": _noisy_topk_logits,
+    }

@@ -68,7 +68,6 @@ def choose_next_token(
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
-@torch.no_grad()
 def generate(
     model: MinGrok,
     prompt_ids: PromptIds,
@@ -80,47 +79,98 @@ def generate(
     *,
     use_cache: bool = True,
 ) -> list[int] | list[list[int]] | torch.Tensor:
-    """Continue ``prompt_ids`` by ``max_new_tokens`` tokens; return only the new ids.
-
-    ``prompt_ids``: a list of ids (→ a list), a list of lists of any lengths (→ a list of lists),
-    a 1-D tensor (→ 1-D tensor) or a [B, T] tensor (→ [B, max_new_tokens] tensor).
-    ``seed`` fixes the draws (None: a fresh random seed). ``use_cache=False`` recomputes the last
-    ``max_seq_len`` tokens at every step: the same logits while the text fits in the context, and
-    the teaching baseline that shows what the cache saves.
+    """Continue ``prompt_ids`` by ``max_new_tokens`` tokens; return only the new ids, in the
+    prompt's form: a list of ids → a list, a list of lists of any lengths (left-padded) → a list
+    of lists, a tensor [T] or [B, T] → a tensor [N] or [B, N]. Arguments: :func:`generate_tokens`.
     """
-    prompts, kind = _as_prompt_lists(prompt_ids)
+    as_tensor = isinstance(prompt_ids, torch.Tensor)
+    batched = prompt_ids.dim() == 2 if as_tensor else _is_batch(prompt_ids)
+    tokens, input_mask = _prompt_tensors(prompt_ids, batched, model.embed.weight.device)
+    new = generate_tokens(
+        model,
+        tokens,
+        input_mask,
+        max_new_tokens,
+        temperature,
+        top_k,
+        top_p,
+        seed,
+        use_cache=use_cache,
+    )
+    new = new if batched else new[0]
+    return new if as_tensor else new.tolist()
+
+
+@torch.no_grad()
+def generate_tokens(
+    model: MinGrok,
+    tokens: torch.Tensor,
+    input_mask: torch.Tensor | None,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    *,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """Left-padded prompts tokens [B, T] (input_mask [B, T], None = no padding) → new ids [B, N].
+
+    Prompts longer than the context keep their last ``max_seq_len`` tokens. ``seed`` fixes the
+    draws (None: a fresh random seed). ``use_cache=False`` recomputes the last ``max_seq_len``
+    tokens at every step: the same logits while the text fits in the context, and the teaching
+    baseline that shows what the cache saves.
+    """
     _check_sampling_args(model, max_new_tokens, temperature, top_k, top_p)
     device = model.embed.weight.device
     context = model.config.max_seq_len
-    tokens, input_mask = left_pad([p[-context:] for p in prompts], device)
+    if input_mask is None:
+        input_mask = torch.ones(tokens.shape, dtype=torch.bool, device=device)
+    tokens, input_mask = tokens[:, -context:].to(device), input_mask[:, -context:].to(device)
+    _check_prompts(input_mask)
     generator = torch.Generator(device=device)
     if seed is None:
         generator.seed()
     else:
         generator.manual_seed(seed)
+
+    def choose(logits: torch.Tensor) -> torch.Tensor:
+        return choose_next_token(logits, temperature, top_k, top_p, generator)
+
+    decode = _decode_with_cache if use_cache else _decode_without_cache
     was_training = model.training
     model.eval()
+    try:
+        new_tokens = decode(model, tokens, input_mask, max_new_tokens, choose)
+    finally:
+        model.train(was_training)
+    if not new_tokens:
+        return tokens.new_zeros(tokens.shape[0], 0)
+    return torch.stack(new_tokens, dim=1)
+
+
+def _decode_with_cache(model, tokens, input_mask, max_new_tokens, choose) -> list[torch.Tensor]:
+    """Prefill the prompts once, then feed each chosen token alone through the KV cache."""
+    cache = KVCache.for_model(model, tokens.shape[0])
+    logits = model(tokens, input_mask, cache).logits[:, -1]  # prefill
     new_tokens: list[torch.Tensor] = []
-    cache = KVCache.for_model(model, len(prompts)) if use_cache else None
-    if cache is not None:
-        logits = model(tokens, input_mask, cache).logits[:, -1]  # prefill
     for step in range(max_new_tokens):
-        if cache is None:
-            logits = model(tokens[:, -context:], input_mask[:, -context:]).logits[:, -1]
-        next_token = choose_next_token(logits, temperature, top_k, top_p, generator)
-        new_tokens.append(next_token)
-        if cache is None:
-            tokens = torch.cat([tokens, next_token[:, None]], dim=1)
-            input_mask = torch.cat([input_mask, input_mask.new_ones(len(prompts), 1)], dim=1)
-        elif step < max_new_tokens - 1:
-            logits = model(next_token[:, None], cache=cache).logits[:, -1]
-    model.train(was_training)
-    new = torch.stack(new_tokens, dim=1) if new_tokens else tokens.new_zeros(len(prompts), 0)
-    if kind == "tensor_2d":
-        return new
-    if kind == "tensor_1d":
-        return new[0]
-    return new[0].tolist() if kind == "list" else new.tolist()
+        if step:  # decode: the previous token, at the next position
+            logits = model(new_tokens[-1][:, None], cache=cache).logits[:, -1]
+        new_tokens.append(choose(logits))
+    return new_tokens
+
+
+def _decode_without_cache(model, tokens, input_mask, max_new_tokens, choose) -> list[torch.Tensor]:
+    """Run the last ``max_seq_len`` tokens of the whole text through the model at every step."""
+    context = model.config.max_seq_len
+    new_tokens: list[torch.Tensor] = []
+    for _ in range(max_new_tokens):
+        logits = model(tokens[:, -context:], input_mask[:, -context:]).logits[:, -1]
+        new_tokens.append(choose(logits))
+        tokens = torch.cat([tokens, new_tokens[-1][:, None]], dim=1)
+        input_mask = torch.cat([input_mask, input_mask.new_ones(len(tokens), 1)], dim=1)
+    return new_tokens
 
 
 def left_pad(
@@ -138,28 +188,32 @@ def left_pad(
     return tokens, input_mask
 
 
-def _as_prompt_lists(prompt_ids: PromptIds) -> tuple[list[list[int]], str]:
+def _is_batch(prompt_ids: Sequence[int] | Sequence[Sequence[int]]) -> bool:
+    return len(prompt_ids) > 0 and all(isinstance(p, Sequence | torch.Tensor) for p in prompt_ids)
+
+
+def _prompt_tensors(
+    prompt_ids: PromptIds, batched: bool, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """tokens [B, T] and input_mask [B, T] (None: no padding) for any form of ``prompt_ids``."""
     if isinstance(prompt_ids, torch.Tensor):
-        if prompt_ids.dim() == 1:
-            prompts, kind = [prompt_ids.tolist()], "tensor_1d"
-        elif prompt_ids.dim() == 2:
-            prompts, kind = prompt_ids.tolist(), "tensor_2d"
-        else:
+        if prompt_ids.dim() not in (1, 2):
             raise ValueError(
                 f"prompt_ids tensor must be 1-D or [B, T]; got shape {tuple(prompt_ids.shape)}"
             )
-    elif len(prompt_ids) and all(isinstance(p, Sequence | torch.Tensor) for p in prompt_ids):
-        prompts = [list(p.tolist() if isinstance(p, torch.Tensor) else p) for p in prompt_ids]
-        kind = "lists"
-    else:
-        prompts, kind = [list(prompt_ids)], "list"
-    for row, prompt in enumerate(prompts):
-        if not prompt:
-            raise ValueError(
-                f"prompt {row} is empty: generation needs at least one token (this vocabulary has "
-                "no beginning-of-sequence token; start with e.g. the id of '\\n')"
-            )
-    return prompts, kind
+        return prompt_ids.reshape(-1, prompt_ids.shape[-1]).to(device, torch.long), None
+    prompts = prompt_ids if batched else [prompt_ids]
+    return left_pad([p.tolist() if isinstance(p, torch.Tensor) else p for p in prompts], device)
+
+
+def _check_prompts(input_mask: torch.Tensor) -> None:
+    """Every row needs a real token: generation continues the last one."""
+    empty = (~input_mask.any(dim=1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(
+            f"prompt {empty[0]} is empty: generation needs at least one token (this vocabulary has "
+            "no beginning-of-sequence token; start with e.g. the id of '\\n')"
+        )
 
 
 def _check_sampling_args(

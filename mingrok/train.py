@@ -269,7 +269,7 @@ class Trainer:
         history.step.append(self.step_index)
         history.train_loss.append(loss_value)
         history.train_nats_per_char.append(loss_value * targets.numel() / chars)
-        history.aux_loss.append(float(torch.as_tensor(output.aux_loss).detach()))
+        history.aux_loss.append(output.aux_loss.item())
         history.learning_rate.append(lr)
         history.expert_fraction.append(fractions.tolist())
         self.step_index += 1

@@ -3,7 +3,13 @@ import math
 import pytest
 import torch
 
-from mingrok.attention import MASK_FILL, Attention, grouped_query_attention, soft_cap
+from mingrok.attention import (
+    MASK_FILL,
+    Attention,
+    causal_mask,
+    grouped_query_attention,
+    soft_cap,
+)
 
 from .conftest import tiny_config
 
@@ -104,3 +110,13 @@ def test_padding_masks_keys_only():
     x3 = x.clone()
     x3[0, 0] += 1.0  # a real key: every later row sees it
     assert not torch.allclose(base[:, 2:], attention(x3, torch.arange(5), mask)[:, 2:])
+
+
+def test_causal_mask_puts_the_queries_last_and_masks_padded_keys():
+    key_mask = torch.tensor([[False, True, True, True, True]])  # one left-padded key
+    assert torch.equal(
+        causal_mask(key_mask, 5)[0], torch.ones(5, 5, dtype=torch.bool).tril() & key_mask
+    )
+    # two new queries after three cached keys: positions 3 and 4 of the 5 keys
+    expected = torch.tensor([[False, True, True, True, False], [False, True, True, True, True]])
+    assert torch.equal(causal_mask(key_mask, 2)[0], expected)

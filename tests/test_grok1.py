@@ -14,6 +14,7 @@ from mingrok.grok1 import (
     input_mask_from_tokens,
     load_reference,
 )
+from mingrok.moe import MoEOutput
 
 from .conftest import fixture_path
 from .grok1_numpy import grok1_forward, random_params
@@ -35,7 +36,11 @@ def traced(reference):
 
     def record(name):
         def hook(module, inputs, output):
-            acts[name] = output[0] if isinstance(output, tuple) else output
+            if isinstance(output, MoEOutput):
+                output = output.output
+            elif isinstance(output, tuple):  # a DecoderLayer: (h, router stats)
+                output = output[0]
+            acts[name] = output
 
         return hook
 

@@ -54,3 +54,15 @@ def test_too_many_tokens_for_cache():
     model = MinGrok(config)
     with pytest.raises(ValueError, match="at most 4"):
         model(torch.zeros(1, 5, dtype=torch.long), cache=KVCache.for_model(model, 1, capacity=4))
+
+
+def test_a_step_makes_room_and_continues_the_positions():
+    cache = KVCache(num_layers=1, batch_size=2, capacity=4, num_kv_heads=1, head_dim=2)
+    first = torch.tensor([[False, True, True], [True, True, True]])
+    positions, key_mask = cache.start_step(first)
+    assert positions.tolist() == [0, 1, 2] and torch.equal(key_mask, first)
+    cache.advance(3)
+    positions, key_mask = cache.start_step(torch.ones(2, 2, dtype=torch.bool))
+    assert positions.tolist() == [3, 4]  # absolute positions keep counting past the capacity
+    assert cache.length == 2  # the oldest key (position 0, padding) slid out: 2 cached + 2 new
+    assert key_mask.all()  # position 0, the only padded key, is gone

@@ -147,3 +147,32 @@ def test_noisy_topk_noise_map_starts_at_zero_in_the_full_model():
     for layer in model.layers:
         assert layer.moe.router.noise_linear.weight.abs().sum() == 0
         assert layer.moe.router.linear.weight.abs().sum() > 0
+
+
+def test_reset_parameters_initialises_every_tensor_by_its_rule():
+    config = tiny_config(
+        vocab_size=256, d_model=64, num_q_heads=4, num_kv_heads=2, head_dim=16, ffn_size=96,
+        router_noise="noisy_topk", router_noise_std=1.0,
+    )  # fmt: skip
+    model = MinGrok(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(float("nan"))  # a tensor that nobody initialises stays NaN
+    model.reset_parameters()
+
+    def assert_std(weight, fan_in):
+        assert abs(weight.std().item() * math.sqrt(fan_in) - 1) < 0.1
+
+    assert_std(model.embed.weight, config.d_model)  # √D·E[token] has unit RMS
+    for layer in model.layers:
+        attention, moe = layer.attention, layer.moe
+        for projection in (attention.query, attention.key, attention.value, attention.out):
+            assert_std(projection.weight, projection.in_features)
+        assert_std(moe.router.linear.weight, config.d_model)
+        assert_std(moe.w_gate, config.d_model)
+        assert_std(moe.w_out, config.ffn_dim)
+        assert moe.router.noise_linear.weight.abs().sum() == 0
+        for norm in layer.norms():
+            assert torch.equal(norm.scale, torch.ones(config.d_model))
+    assert torch.equal(model.final_norm.scale, torch.ones(config.d_model))
+    assert not any(parameter.isnan().any() for parameter in model.parameters())

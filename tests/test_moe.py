@@ -82,3 +82,15 @@ def test_moe_layer_matches_dense_reference_weights_layout():
         flat, stats.experts, stats.gates, layer.w_gate, layer.w_value, layer.w_out
     )
     torch.testing.assert_close(out.reshape(5, -1), expected)
+
+
+def test_moe_layer_alone_draws_its_experts_with_std_one_over_root_fan_in():
+    config = tiny_config(d_model=64, num_experts=4, ffn_size=96)
+    layer = MoELayer(config)
+    for weight, fan_in in ((layer.w_gate, 64), (layer.w_value, 64), (layer.w_out, 96)):
+        assert abs(weight.std().item() * fan_in**0.5 - 1) < 0.05
+    router = layer.router.linear.weight.clone()
+    gate = layer.w_gate.clone()
+    layer.reset_parameters()
+    assert not torch.equal(layer.w_gate, gate)  # drawn again
+    assert torch.equal(layer.router.linear.weight, router)  # the router owns its own tensors

@@ -31,3 +31,12 @@ def test_float32_inside_and_dtype_preserved():
     y = norm(x)
     assert y.dtype == torch.bfloat16
     assert torch.equal(y, norm(x.float()).to(torch.bfloat16))  # computed in fp32, cast once
+
+
+def test_scale_starts_at_one_and_reset_restores_it():
+    norm = RMSNorm(8)
+    assert torch.equal(norm.scale, torch.ones(8))
+    with torch.no_grad():
+        norm.scale.mul_(3)
+    norm.reset_parameters()
+    assert torch.equal(norm.scale, torch.ones(8))

@@ -110,3 +110,13 @@ def test_stats_properties_match_functions():
     torch.testing.assert_close(stats.balance_loss, load_balancing_loss(stats.probs, stats.experts))
     torch.testing.assert_close(stats.z_loss, router_z_loss(stats.logits))
     torch.testing.assert_close(stats.expert_fraction.sum(), torch.tensor(1.0))
+
+
+def test_router_alone_starts_with_a_zero_noise_map_and_reset_touches_only_it():
+    router = Router(tiny_config(router_noise="noisy_topk", router_noise_std=1.0))
+    assert router.noise_linear.weight.abs().sum() == 0
+    torch.nn.init.normal_(router.noise_linear.weight)
+    weight = router.linear.weight.clone()
+    router.reset_parameters()
+    assert router.noise_linear.weight.abs().sum() == 0
+    assert torch.equal(router.linear.weight, weight)  # a projection: MinGrok initialises it

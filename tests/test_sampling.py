@@ -5,6 +5,7 @@ from mingrok import KVCache, MinGrok, generate
 from mingrok.sampling import (
     DISALLOWED_LOGIT,
     choose_next_token,
+    generate_tokens,
     left_pad,
     top_k_filter,
     top_p_filter,
@@ -120,3 +121,13 @@ def test_invalid_arguments_name_the_parameter():
         generate(model, [1, 2], -1)
     with pytest.raises(ValueError, match="empty"):
         generate(model, [[1, 2], []], 3)
+
+
+def test_generate_tokens_takes_padded_tensors_and_returns_a_tensor():
+    model = _model()
+    prompts = [[7, 8, 9], [4]]
+    tokens, mask = left_pad(prompts)
+    for use_cache in (True, False):
+        new = generate_tokens(model, tokens, mask, 6, temperature=0, use_cache=use_cache)
+        assert new.shape == (2, 6) and new.dtype == torch.long
+        assert new.tolist() == generate(model, prompts, 6, temperature=0)
