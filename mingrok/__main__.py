@@ -8,12 +8,15 @@ Each subcommand lives in one ``add_<name>_command`` function that registers its 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 import time
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .course.cli import add_course_parser
 
@@ -21,6 +24,7 @@ PRESETS = ("shakespeare",)
 CHECKPOINT_NAME = "checkpoint.safetensors"  # resumable: model + optimizer + generator states
 MODEL_NAME = "model.safetensors"  # weights only, what `sample`, `eval` and the package ship
 HISTORY_NAME = "history.json"
+SHORT_FLAGS = {"learning_rate": ("--lr",), "min_learning_rate": ("--min-lr",)}  # extra spellings
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -37,7 +41,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def add_train_command(subparsers: argparse._SubParsersAction) -> None:
     from .train import TrainConfig
 
-    defaults = TrainConfig()
     parser = subparsers.add_parser(
         "train",
         help="train a model on TinyShakespeare",
@@ -55,40 +58,34 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--config", metavar="JSON", help="a JSON file of MinGrokConfig fields")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
     parser.add_argument("--resume", action="store_true", help="continue OUT/checkpoint")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps")
-    parser.add_argument(
-        "--batch-size", type=int, default=defaults.batch_size, help="windows of text per step"
-    )
-    parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak lr")
-    parser.add_argument(
-        "--min-lr",
-        type=float,
-        default=defaults.min_learning_rate,
-        help="lr at the end of the cosine",
-    )
-    parser.add_argument(
-        "--warmup-steps", type=int, default=defaults.warmup_steps, help="linear warm-up to the peak"
-    )
-    parser.add_argument(
-        "--weight-decay", type=float, default=defaults.weight_decay, help="AdamW, matrices only"
-    )
-    parser.add_argument(
-        "--grad-clip", type=float, default=defaults.grad_clip, help="max global gradient norm"
-    )
-    parser.add_argument(
-        "--eval-interval",
-        type=int,
-        default=defaults.eval_interval,
-        help="steps between evaluations",
-    )
-    parser.add_argument(
-        "--eval-windows", type=int, default=None, help="evaluate on the first N windows (all)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=defaults.seed, help="seeds data, dropout and router noise"
-    )
+    _add_settings_options(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
     _add_common(parser)
     parser.set_defaults(run=run_train)
+
+
+def _add_settings_options(parser: argparse._ActionsContainer, settings: type) -> None:
+    """One option per field of the ``settings`` dataclass: ``--field-name``, its type, its default
+    and its documented help (:func:`mingrok.config.setting`), so a new field is a new option."""
+    hints = typing.get_type_hints(settings)
+    for field in dataclasses.fields(settings):
+        optional = [t for t in typing.get_args(hints[field.name]) if t is not type(None)]
+        value_type = optional[0] if optional else hints[field.name]  # int | None → int
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"),
+            *SHORT_FLAGS.get(field.name, ()),
+            dest=field.name,
+            type=value_type,
+            default=field.default,
+            metavar=value_type.__name__.upper(),
+            help=field.metadata["help"],
+        )
+
+
+def _settings_from_args(settings: type, args: argparse.Namespace) -> Any:
+    """The ``settings`` dataclass built from the options :func:`_add_settings_options` added."""
+    return settings(
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(settings)}
+    )
 
 
 def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
@@ -206,18 +203,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     config = MinGrokConfig.from_json(Path(args.config).read_text()) if args.config else SHAKESPEARE
-    train_config = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        min_learning_rate=args.min_lr,
-        warmup_steps=args.warmup_steps,
-        weight_decay=args.weight_decay,
-        grad_clip=args.grad_clip,
-        eval_interval=args.eval_interval,
-        eval_windows=args.eval_windows,
-        seed=args.seed,
-    )
+    train_config = _settings_from_args(TrainConfig, args)
     tokenizer, train_ids, val_ids, char_lengths = _shakespeare_ids(args.data)
     out = Path(args.out)
     checkpoint_path = out / CHECKPOINT_NAME
@@ -353,11 +339,11 @@ def _summary(trainer, command: str) -> dict:
     import torch
 
     history = trainer.history
-    last = history.expert_fraction[-50:]
-    layers = len(last[0])
-    fractions = [
-        [round(sum(step[layer][e] for step in last) / len(last), 4) for e in range(len(last[0][0]))]
-        for layer in range(layers)
+    fractions = history.expert_fraction[-50:]  # [steps][layer][expert]
+    losses = history.train_loss[-50:]
+    mean_fractions = [
+        [round(sum(expert) / len(fractions), 4) for expert in zip(*layer, strict=True)]
+        for layer in zip(*fractions, strict=True)
     ]
     nats = history.val_nats_per_char[-1]
     return {
@@ -366,8 +352,8 @@ def _summary(trainer, command: str) -> dict:
         "wall_time_s": round(history.elapsed_s, 1),
         "val_nats_per_char": round(nats, 4),
         "val_bits_per_char": round(nats / math.log(2), 4),
-        "train_loss_last_50_steps": round(sum(history.train_loss[-50:]) / len(last), 4),
-        "expert_fraction_last_50_steps": fractions,
+        "train_loss_last_50_steps": round(sum(losses) / len(losses), 4),
+        "expert_fraction_last_50_steps": mean_fractions,
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -27,7 +27,9 @@ from .config import MinGrokConfig
 from .model import MinGrok
 
 FORMAT = "mingrok-checkpoint/1"
-MODEL_PREFIX = "model."
+MODEL_PREFIX = "model."  # model.<parameter name>
+OPTIMIZER_PREFIX = "optimizer."  # optimizer.<parameter name>.<state key>, e.g. .exp_avg
+RNG_PREFIX = "rng."  # rng.<generator name>
 
 
 class CheckpointError(ValueError):
@@ -96,6 +98,38 @@ def save_checkpoint(
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def training_tensors(
+    optimizer_state: dict[str, dict[str, Any]], generator_states: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """A training state under its checkpoint names, for ``save_checkpoint(extra_tensors=…)``.
+
+    ``optimizer_state`` maps a parameter name to its optimizer state (``step``, the moments);
+    ``generator_states`` maps a generator name to its ``get_state()``.
+    """
+    tensors = {
+        f"{OPTIMIZER_PREFIX}{parameter}.{key}": torch.as_tensor(value)
+        for parameter, state in optimizer_state.items()
+        for key, value in state.items()
+    }
+    tensors.update({RNG_PREFIX + name: state for name, state in generator_states.items()})
+    return tensors
+
+
+def split_training_tensors(
+    tensors: dict[str, torch.Tensor],
+) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    """The inverse of :func:`training_tensors`: (optimizer state, generator states)."""
+    optimizer_state: dict[str, dict[str, torch.Tensor]] = {}
+    generator_states: dict[str, torch.Tensor] = {}
+    for key, value in tensors.items():
+        if key.startswith(OPTIMIZER_PREFIX):
+            parameter, state_key = key[len(OPTIMIZER_PREFIX) :].rsplit(".", 1)
+            optimizer_state.setdefault(parameter, {})[state_key] = value
+        elif key.startswith(RNG_PREFIX):
+            generator_states[key[len(RNG_PREFIX) :]] = value
+    return optimizer_state, generator_states
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:

@@ -12,9 +12,64 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 ROUTER_NOISE_KINDS = ("none", "gaussian", "jitter", "noisy_topk")
+
+SettingsT = TypeVar("SettingsT", bound="Settings")
+
+
+def is_whole_number(value: Any, minimum: int = 1) -> bool:
+    """An ``int`` ≥ ``minimum``, the check behind every count (``True`` and 2.0 are not counts)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def setting(default: Any, help: str) -> Any:
+    """A dataclass field with its documentation: ``help`` is what ``--help`` prints for it."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+class Settings:
+    """What every frozen settings dataclass shares (:class:`MinGrokConfig`, ``TrainConfig``):
+    dict and JSON round trips that refuse unknown names, ``replace`` (validated again), and errors
+    that name the class, the field, its value and what is allowed."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls: type[SettingsT], values: dict[str, Any]) -> SettingsT:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} field(s) {unknown}; allowed fields are {sorted(known)}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls: type[SettingsT], text: str) -> SettingsT:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self: SettingsT, **changes: Any) -> SettingsT:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def _require(self, valid: bool, name: str, allowed: str) -> None:
+        """Raise unless ``valid``: "<Class>.<name>=<value> is invalid: it must be <allowed>"."""
+        if not valid:
+            raise ValueError(
+                f"{type(self).__name__}.{name}={getattr(self, name)!r} is invalid: it must be "
+                f"{allowed}"
+            )
+
+    def _require_whole_numbers(self, *names: str, minimum: int = 1) -> None:
+        allowed = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        for name in names:
+            self._require(is_whole_number(getattr(self, name), minimum), name, allowed)
 
 
 def ffn_size(emb_size: int, widening_factor: float) -> int:
@@ -28,7 +83,7 @@ def ffn_size(emb_size: int, widening_factor: float) -> int:
 
 
 @dataclass(frozen=True)
-class MinGrokConfig:
+class MinGrokConfig(Settings):
     """Hyperparameters of a Grok-1-shaped decoder. The defaults are the course's small model."""
 
     vocab_size: int = 128
@@ -57,7 +112,8 @@ class MinGrokConfig:
     dropout: float = 0.0  # Grok-1 has none (its released code is inference-only)
 
     def __post_init__(self) -> None:
-        positive = (
+        require = self._require
+        self._require_whole_numbers(
             "vocab_size",
             "d_model",
             "num_layers",
@@ -68,57 +124,46 @@ class MinGrokConfig:
             "num_experts_per_token",
             "max_seq_len",
         )
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                _invalid(name, value, "a positive integer")
-        if self.num_q_heads % self.num_kv_heads:
-            _invalid(
-                "num_kv_heads",
-                self.num_kv_heads,
-                f"a divisor of num_q_heads={self.num_q_heads} (each KV head serves a group of "
-                "query heads)",
-            )
-        if self.head_dim % 2:
-            _invalid("head_dim", self.head_dim, "an even number (RoPE rotates pairs of dims)")
-        if self.num_experts_per_token > self.num_experts:
-            _invalid(
-                "num_experts_per_token",
-                self.num_experts_per_token,
-                f"at most num_experts={self.num_experts}",
-            )
-        if self.ffn_size is not None and (
-            isinstance(self.ffn_size, bool)
-            or not isinstance(self.ffn_size, int)
-            or self.ffn_size < 1
-        ):
-            _invalid("ffn_size", self.ffn_size, "a positive integer or None (Grok-1's rule)")
-        if not self.widening_factor > 0:
-            _invalid("widening_factor", self.widening_factor, "a positive number")
-        if self.ffn_size is None and ffn_size(self.d_model, self.widening_factor) < 1:
-            _invalid("widening_factor", self.widening_factor, "large enough to give ffn_size >= 1")
+        require(
+            self.num_q_heads % self.num_kv_heads == 0,
+            "num_kv_heads",
+            f"a divisor of num_q_heads={self.num_q_heads} (each KV head serves a group of "
+            "query heads)",
+        )
+        require(self.head_dim % 2 == 0, "head_dim", "an even number (RoPE rotates pairs of dims)")
+        require(
+            self.num_experts_per_token <= self.num_experts,
+            "num_experts_per_token",
+            f"at most num_experts={self.num_experts}",
+        )
+        require(
+            self.ffn_size is None or is_whole_number(self.ffn_size),
+            "ffn_size",
+            "a positive integer or None (Grok-1's rule)",
+        )
+        require(self.widening_factor > 0, "widening_factor", "a positive number")
+        require(
+            self.ffn_size is not None or ffn_size(self.d_model, self.widening_factor) >= 1,
+            "widening_factor",
+            "large enough to give ffn_size >= 1",
+        )
         for name in ("rope_base", "rms_norm_eps", "attn_logit_softcap", "output_multiplier"):
-            if not getattr(self, name) > 0:
-                _invalid(name, getattr(self, name), "a positive number")
+            require(getattr(self, name) > 0, name, "a positive number")
         for name in ("attn_logit_multiplier", "embedding_multiplier"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                _invalid(name, value, "a positive number or None (Grok-1's rule)")
-        if self.router_noise not in ROUTER_NOISE_KINDS:
-            _invalid("router_noise", self.router_noise, f"one of {ROUTER_NOISE_KINDS}")
-        if self.router_noise_std < 0:
-            _invalid("router_noise_std", self.router_noise_std, "a number >= 0")
-        if self.router_noise == "jitter" and self.router_noise_std >= 1:
-            _invalid(
-                "router_noise_std",
-                self.router_noise_std,
-                "below 1 for jitter (inputs are scaled by U(1-ε, 1+ε))",
-            )
+            require(value is None or value > 0, name, "a positive number or None (Grok-1's rule)")
+        require(
+            self.router_noise in ROUTER_NOISE_KINDS, "router_noise", f"one of {ROUTER_NOISE_KINDS}"
+        )
+        require(self.router_noise_std >= 0, "router_noise_std", "a number >= 0")
+        require(
+            self.router_noise != "jitter" or self.router_noise_std < 1,
+            "router_noise_std",
+            "below 1 for jitter (inputs are scaled by U(1-ε, 1+ε))",
+        )
         for name in ("router_aux_loss_coef", "router_z_loss_coef"):
-            if getattr(self, name) < 0:
-                _invalid(name, getattr(self, name), "a number >= 0")
-        if not 0 <= self.dropout < 1:
-            _invalid("dropout", self.dropout, "a probability in [0, 1)")
+            require(getattr(self, name) >= 0, name, "a number >= 0")
+        require(0 <= self.dropout < 1, "dropout", "a probability in [0, 1)")
 
     # Grok-1's rules for the fields left at None.
     @property
@@ -147,34 +192,6 @@ class MinGrokConfig:
     @property
     def queries_per_kv_head(self) -> int:
         return self.num_q_heads // self.num_kv_heads
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> MinGrokConfig:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown MinGrokConfig field(s) {unknown}; allowed fields are {sorted(known)}"
-            )
-        return cls(**values)
-
-    @classmethod
-    def from_json(cls, text: str) -> MinGrokConfig:
-        return cls.from_dict(json.loads(text))
-
-    def replace(self, **changes: Any) -> MinGrokConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-
-def _invalid(name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"MinGrokConfig.{name}={value!r} is invalid: it must be {allowed}")
 
 
 # Grok-1 as released by xAI (run.py + model.py defaults). 315,684,820,992 parameters in total,

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from .config import is_whole_number
+
 SHAKESPEARE_URL = (
     "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 )
@@ -152,7 +154,7 @@ def random_batches(
     if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
         raise ValueError(f"tokens must hold integer ids, got dtype {tokens.dtype}")
     for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_whole_number(value):
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if seq_len > len(tokens) - 1:
         raise ValueError(

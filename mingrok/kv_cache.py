@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import torch
 
+from .config import is_whole_number
+
 
 class KVCache:
     """Per-layer keys/values [B, capacity, G, d] and the key mask [B, capacity]."""
@@ -37,7 +39,7 @@ class KVCache:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        if capacity < 1:
+        if not is_whole_number(capacity):
             raise ValueError(f"KVCache capacity={capacity!r} is invalid: it must be >= 1")
         shape = (batch_size, capacity, num_kv_heads, head_dim)
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]

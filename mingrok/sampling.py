@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .config import is_whole_number
 from .kv_cache import KVCache
 from .model import MinGrok
 
@@ -223,15 +224,11 @@ def _check_sampling_args(
     top_k: int | None,
     top_p: float | None,
 ) -> None:
-    if (
-        isinstance(max_new_tokens, bool)
-        or not isinstance(max_new_tokens, int)
-        or max_new_tokens < 0
-    ):
+    if not is_whole_number(max_new_tokens, minimum=0):
         raise ValueError(f"max_new_tokens={max_new_tokens!r} is invalid: it must be an int >= 0")
     if not temperature >= 0:
         raise ValueError(f"temperature={temperature!r} is invalid: it must be >= 0 (0 = greedy)")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+    if top_k is not None and not is_whole_number(top_k):
         raise ValueError(f"top_k={top_k!r} is invalid: it must be a positive int or None")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p={top_p!r} is invalid: it must be in (0, 1] or None")

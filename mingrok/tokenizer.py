@@ -23,6 +23,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from .config import is_whole_number
+
 # The 65 distinct characters of TinyShakespeare in code-point order: ids 0..64.
 SHAKESPEARE_CHARS = "\n !$&',-.3:;?" + string.ascii_uppercase + string.ascii_lowercase
 
@@ -228,7 +230,7 @@ def train_merges(text: str, num_merges: int, chars: Iterable[str] | None = None)
     result is deterministic. ``chars`` fixes the alphabet (and so the ids); by default it is the
     sorted distinct characters of ``text``. Stops early if no adjacent pair is left.
     """
-    if isinstance(num_merges, bool) or not isinstance(num_merges, int) or num_merges < 0:
+    if not is_whole_number(num_merges, minimum=0):
         raise ValueError(f"num_merges must be an integer >= 0, got {num_merges!r}")
     alphabet = tuple(sorted(set(text))) if chars is None else tuple(chars)
     _check_chars(alphabet)

@@ -28,72 +28,55 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import split_training_tensors, training_tensors
+from .config import Settings, is_whole_number, setting
 from .data import random_batches
 from .model import MinGrok
 from .router import Router
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """How to train. The defaults are the recipe of the shipped ``shakespeare`` model."""
+class TrainConfig(Settings):
+    """How to train. The defaults are the recipe of the shipped ``shakespeare`` model; each field's
+    help is what ``python -m mingrok train --help`` prints for its option."""
 
-    steps: int = 1500
-    batch_size: int = 16
-    learning_rate: float = 2e-3  # peak, reached after the warm-up
-    min_learning_rate: float = 2e-4  # end of the cosine
-    warmup_steps: int = 100
-    weight_decay: float = 0.1  # on matrices only; never on norms, embeddings or the router
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
-    eval_interval: int = 250  # steps between validation passes (and at the last step)
-    eval_windows: int | None = None  # None = the whole validation text
-    eval_batch_size: int = 32
-    seed: int = 0
+    steps: int = setting(1500, "optimizer steps")
+    batch_size: int = setting(16, "windows of text per step")
+    learning_rate: float = setting(2e-3, "peak learning rate, reached after the warm-up")
+    min_learning_rate: float = setting(2e-4, "learning rate at the end of the cosine")
+    warmup_steps: int = setting(100, "steps of linear warm-up to the peak")
+    weight_decay: float = setting(
+        0.1, "AdamW weight decay, on matrices only (never norms, embeddings or the router)"
+    )
+    beta1: float = setting(0.9, "AdamW's first-moment decay")
+    beta2: float = setting(0.95, "AdamW's second-moment decay")
+    grad_clip: float = setting(1.0, "max global gradient norm; 0 = no clipping")
+    eval_interval: int = setting(250, "steps between validation passes (and at the last step)")
+    eval_windows: int | None = setting(
+        None, "validate on the first N windows (default: the whole validation text)"
+    )
+    eval_batch_size: int = setting(32, "validation windows per forward pass")
+    seed: int = setting(0, "seeds the batches, dropout and the router noise")
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "eval_interval", "eval_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                _invalid(name, value, "a positive integer")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            _invalid("warmup_steps", self.warmup_steps, "an integer >= 0")
-        if self.eval_windows is not None and (
-            not isinstance(self.eval_windows, int) or self.eval_windows < 1
-        ):
-            _invalid("eval_windows", self.eval_windows, "a positive integer or None (all)")
-        if not self.learning_rate > 0:
-            _invalid("learning_rate", self.learning_rate, "a positive number")
-        if not 0 <= self.min_learning_rate <= self.learning_rate:
-            _invalid(
-                "min_learning_rate",
-                self.min_learning_rate,
-                f"a number in [0, learning_rate={self.learning_rate}]",
-            )
+        require = self._require
+        self._require_whole_numbers("steps", "batch_size", "eval_interval", "eval_batch_size")
+        self._require_whole_numbers("warmup_steps", minimum=0)
+        require(
+            self.eval_windows is None or is_whole_number(self.eval_windows),
+            "eval_windows",
+            "a positive integer or None (all)",
+        )
+        require(self.learning_rate > 0, "learning_rate", "a positive number")
+        require(
+            0 <= self.min_learning_rate <= self.learning_rate,
+            "min_learning_rate",
+            f"a number in [0, learning_rate={self.learning_rate}]",
+        )
         for name in ("weight_decay", "grad_clip"):
-            if getattr(self, name) < 0:
-                _invalid(name, getattr(self, name), "a number >= 0")
+            require(getattr(self, name) >= 0, name, "a number >= 0")
         for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                _invalid(name, getattr(self, name), "a number in [0, 1)")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**values)
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
-
-
-def _invalid(name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"TrainConfig.{name}={value!r} is invalid: it must be {allowed}")
+            require(0 <= getattr(self, name) < 1, name, "a number in [0, 1)")
 
 
 def learning_rate_at(step: int, config: TrainConfig, progress: float | None = None) -> float:
@@ -332,17 +315,17 @@ class Trainer:
     # --- state for checkpoints (tensors for safetensors, the rest as JSON) ---
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Optimizer moments and every generator state, named by parameter (no pickles)."""
-        tensors: dict[str, torch.Tensor] = {}
+        """Optimizer moments and every generator state, as checkpoint tensors (no pickles)."""
         names = {id(p): n for n, p in self.model.named_parameters()}
-        for parameter, state in self.optimizer.state.items():
-            for key, value in state.items():
-                tensors[f"optimizer.{names[id(parameter)]}.{key}"] = torch.as_tensor(value)
-        tensors["rng.data"] = self.data_generator.get_state()
-        tensors["rng.dropout"] = torch.get_rng_state()
+        optimizer_state = {names[id(p)]: state for p, state in self.optimizer.state.items()}
+        return training_tensors(optimizer_state, self._generator_states())
+
+    def _generator_states(self) -> dict[str, torch.Tensor]:
+        """Every random stream of the run, by name: batches, dropout, each router's noise."""
+        states = {"data": self.data_generator.get_state(), "dropout": torch.get_rng_state()}
         for index, router in enumerate(_routers(self.model)):
-            tensors[f"rng.router.{index}"] = router.noise_generator().get_state()
-        return tensors
+            states[f"router.{index}"] = router.noise_generator().get_state()
+        return states
 
     def state_metadata(self) -> dict[str, Any]:
         return {
@@ -365,18 +348,17 @@ class Trainer:
                 f"cannot resume: the checkpoint was trained with {name}="
                 f"{getattr(saved, name)!r}, this run asks for {getattr(self.config, name)!r}"
             )
+        optimizer_state, generator_states = split_training_tensors(tensors)
         parameters = dict(self.model.named_parameters())
         device = self.model.embed.weight.device
-        for key, value in tensors.items():
-            if not key.startswith("optimizer."):
-                continue
-            name, state_key = key[len("optimizer.") :].rsplit(".", 1)
+        for name, saved_state in optimizer_state.items():
             state = self.optimizer.state[parameters[name]]
-            state[state_key] = value.clone() if state_key == "step" else value.to(device)
-        self.data_generator.set_state(tensors["rng.data"])
-        torch.set_rng_state(tensors["rng.dropout"])
+            for key, value in saved_state.items():
+                state[key] = value.clone() if key == "step" else value.to(device)
+        self.data_generator.set_state(generator_states["data"])
+        torch.set_rng_state(generator_states["dropout"])
         for index, router in enumerate(_routers(self.model)):
-            router.noise_generator().set_state(tensors[f"rng.router.{index}"])
+            router.noise_generator().set_state(generator_states[f"router.{index}"])
         self.step_index = int(metadata["step"])
         self.history = TrainHistory.from_dict(metadata["history"])
 

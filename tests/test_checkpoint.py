@@ -89,3 +89,15 @@ def test_other_safetensors_files_are_rejected(tmp_path):
     save_file({"w": torch.zeros(2)}, path)
     with pytest.raises(CheckpointError, match="not a minGrok checkpoint"):
         read_checkpoint(path)
+
+
+def test_training_tensors_round_trip_under_their_checkpoint_names():
+    optimizer_state = {"layers.0.moe.w_gate": {"step": torch.tensor(3.0), "exp_avg": torch.ones(2)}}
+    generators = {"data": torch.arange(4, dtype=torch.uint8)}
+    tensors = checkpoint_module.training_tensors(optimizer_state, generators)
+    assert sorted(tensors) == [
+        "optimizer.layers.0.moe.w_gate.exp_avg",
+        "optimizer.layers.0.moe.w_gate.step",
+        "rng.data",
+    ]
+    assert checkpoint_module.split_training_tensors(tensors) == (optimizer_state, generators)

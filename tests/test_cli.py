@@ -1,3 +1,5 @@
+import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -6,6 +8,7 @@ import pytest
 
 from mingrok.__main__ import CHECKPOINT_NAME, HISTORY_NAME, MODEL_NAME, build_parser, main
 from mingrok.checkpoint import read_checkpoint
+from mingrok.train import TrainConfig
 
 from .conftest import REPO, tiny_config
 
@@ -35,6 +38,8 @@ def test_train_then_eval_then_sample_end_to_end(tmp_path, tiny_config_file, caps
     assert summary["steps"] == 6
     assert summary["val_nats_per_char"] == pytest.approx(history["val_nats_per_char"][-1], abs=1e-3)
     assert summary["command"].startswith("python -m mingrok train --config")
+    losses = history["train_loss"]  # 6 steps: all within the last 50
+    assert summary["train_loss_last_50_steps"] == pytest.approx(sum(losses) / 6, abs=1e-3)
     capsys.readouterr()
 
     assert main(["eval", "--checkpoint", str(out), "--max-windows", "4", "--device", "cpu"]) == 0
@@ -75,6 +80,26 @@ def test_help_reads_well_and_lists_every_command():
     assert "--resume" in result.stdout and "nats" in result.stdout
     # --data's default is a search, described as one: nothing has been looked for yet
     assert "(found)" not in result.stdout and "$MINGROK_DATA" in result.stdout
+
+
+def test_train_options_are_the_train_config_fields_with_their_help(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option: help text is not wrapped
+    parser = build_parser()
+    args = parser.parse_args(["train", "--out", "x"])
+    fields = dataclasses.fields(TrainConfig)
+    assert {f.name: getattr(args, f.name) for f in fields} == TrainConfig().to_dict()
+    args = parser.parse_args(["train", "--out", "x", "--lr", "0.01", "--eval-windows", "3"])
+    assert (args.learning_rate, args.eval_windows) == (0.01, 3)
+    assert parser.parse_args(["train", "--out", "x", "--beta2", "0.9"]).beta2 == 0.9
+    help_text = _subcommand_help(parser, "train")
+    for field in fields:
+        assert f"--{field.name.replace('_', '-')}" in help_text
+        assert field.metadata["help"] in help_text
+
+
+def _subcommand_help(parser, name: str) -> str:
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return subparsers.choices[name].format_help()
 
 
 def test_bad_values_give_an_error_message_not_a_traceback(tmp_path, capsys):

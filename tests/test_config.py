@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mingrok import GROK1, SHAKESPEARE, MinGrok, MinGrokConfig, count_parameters, ffn_size
+from mingrok.config import is_whole_number
 
 from .conftest import tiny_config
 
@@ -105,3 +106,11 @@ def test_invalid_values_name_field_value_and_rule(changes, field):
     assert f"MinGrokConfig.{field}=" in message
     assert repr(changes[field]) in message
     assert "must be" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "minimum", "expected"),
+    [(1, 1, True), (0, 1, False), (0, 0, True), (-1, 0, False), (True, 1, False), (2.0, 1, False)],
+)
+def test_one_whole_number_check_for_every_count(value, minimum, expected):
+    assert is_whole_number(value, minimum) is expected

@@ -177,3 +177,13 @@ def test_char_lengths_of_the_mingrok_tokenizer():
 def test_invalid_train_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_train_config_shares_the_config_machinery():
+    config = TrainConfig(steps=7, eval_windows=3)
+    assert TrainConfig.from_json(config.to_json()) == config
+    assert config.replace(seed=2).to_dict() == {**config.to_dict(), "seed": 2}
+    with pytest.raises(ValueError, match=r"unknown TrainConfig field\(s\) \['bogus'\]"):
+        TrainConfig.from_dict({"bogus": 1})
+    with pytest.raises(ValueError, match=r"TrainConfig.warmup_steps=-1 is invalid"):
+        config.replace(warmup_steps=-1)  # replace validates again
