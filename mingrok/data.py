@@ -131,8 +131,8 @@ def place_shakespeare(
 def split_text(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
     """Split by characters at ``int(train_fraction · len(text))``: (train, validation).
 
-    Splitting the text rather than the token ids (as the seed did: 729,909 / 81,102 tokens) gives
-    every tokenizer the same training and validation text, so their losses can be compared.
+    Splitting the text rather than the token ids gives every tokenizer the same training and
+    validation text, so their losses can be compared.
     For TinyShakespeare the cut is at character 1,003,854 (1,003,854 / 111,540 characters).
     """
     if not 0.0 < train_fraction < 1.0:
@@ -146,8 +146,8 @@ def random_batches(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch_size`` random windows: (inputs, targets), both int64 [B, T], targets shifted by one.
 
-    Window starts are uniform in ``[0, len(tokens) - seq_len)``, exactly the seed's ``get_batch``,
-    drawn only from ``generator`` so a seed fixes the batches whatever else uses the global RNG.
+    Window starts are uniform in ``[0, len(tokens) - seq_len)``, drawn only from ``generator`` so
+    a seed fixes the batches whatever else uses the global RNG.
     """
     if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1:
         raise ValueError(f"tokens must be a 1-D tensor of ids, got {_describe(tokens)}")

@@ -4,8 +4,8 @@ Grok-1 uses a 131,072-token SentencePiece BPE; a tiny model on TinyShakespeare c
 so minGrok (evintunador) used 65 characters plus 63 learned pair merges. This module rebuilds that
 tokenizer id for id from its data (no pickle, no file access), and keeps the three ideas apart:
 
-- :class:`GreedyMergeTokenizer`: characters + an ordered list of pair merges, encoded with the
-  seed's left-to-right greedy rule. :class:`MinGrokTokenizer` and :class:`CharTokenizer` are
+- :class:`GreedyMergeTokenizer`: characters + an ordered list of pair merges, encoded with a
+  left-to-right greedy rule. :class:`MinGrokTokenizer` and :class:`CharTokenizer` are
   instances of it.
 - :func:`train_merges`: where a merge list comes from (classic BPE: merge the most frequent pair).
 
@@ -30,7 +30,7 @@ SHAKESPEARE_CHARS = "\n !$&',-.3:;?" + string.ascii_uppercase + string.ascii_low
 
 # minGrok's 63 merges (ids 65..127), in order, each as (left token text, right token text). The
 # split is data, not derivable from the string: "ere" is er + e (not e + re), "hat" is h + at (not
-# ha + t), "that" is th + at; these are the ids of the seed's pickled table.
+# ha + t), "that" is th + at; these are the ids of evintunador/minGrok's table.
 MINGROK_MERGES: tuple[tuple[str, str], ...] = (
     ("t", "h"), (",", " "), ("o", "u"), ("e", "r"), ("i", "n"), ("a", "n"), (":", "\n"),
     ("th", "e"), ("o", "r"), ("i", "s"), ("\n", "\n"), ("e", "n"), ("a", "r"), ("a", "t"),
@@ -44,7 +44,7 @@ MINGROK_MERGES: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 
 ERRORS_CHOICES = ("strict", "replace")
-REPLACEMENT_CHAR = " "  # what errors="replace" maps unknown characters to, as the seed did (id 1)
+REPLACEMENT_CHAR = " "  # what errors="replace" maps unknown characters to (id 1)
 
 
 class GreedyMergeTokenizer:
@@ -120,13 +120,12 @@ class GreedyMergeTokenizer:
             raise ValueError(f"{self._bad_id_message(bad)} (at position {position})") from None
 
     def _apply_merges(self, ids: list[int]) -> list[int]:
-        """The seed's greedy scan, done with a stack in O(n) instead of O(n²) list deletions.
+        """The greedy rule in O(n), with a stack.
 
-        The seed scans position i from the left; when (ids[i], ids[i+1]) is a merge it writes the
-        merged id at i, deletes i+1 and steps back to i-1, else it moves on. Everything left of i
-        then never holds a merge pair, so that prefix is a stack: the merged id is compared with its
-        left neighbour (the step back) and the scan goes on to the right. Pushing each id and
-        merging the top two while they form a merge checks the same pairs in the same order.
+        The rule scans position i from the left; when (ids[i], ids[i+1]) is a merge, the merged id
+        replaces both and the scan steps back to i-1, else it moves on. Everything left of i then
+        never holds a merge pair, so that prefix is a stack: pushing each id and merging the top two
+        while they form a merge checks the same pairs in the same order.
         """
         rows = self._merge_rows
         stack = [self.vocab_size]  # a sentinel below the bottom: its row holds no merges
@@ -184,7 +183,7 @@ class GreedyMergeTokenizer:
 
 
 class MinGrokTokenizer(GreedyMergeTokenizer):
-    """The seed repo's 128-token tokenizer, id for id: 65 characters, then :data:`MINGROK_MERGES`.
+    """evintunador/minGrok's 128-token tokenizer, id for id: 65 characters + :data:`MINGROK_MERGES`.
 
     No special tokens (no PAD/BOS/EOS/UNK): id 0 is '\\n', so Grok's "id 0 is padding" rule must not
     be reused with this vocabulary. TinyShakespeare encodes to 811,011 tokens (1.375 chars/token).
