@@ -86,7 +86,7 @@ def generate(
     """
     as_tensor = isinstance(prompt_ids, torch.Tensor)
     batched = prompt_ids.dim() == 2 if as_tensor else _is_batch(prompt_ids)
-    tokens, input_mask = _prompt_tensors(prompt_ids, batched, model.embed.weight.device)
+    tokens, input_mask = _prompt_tensors(prompt_ids, batched)
     new = generate_tokens(
         model,
         tokens,
@@ -194,7 +194,7 @@ def _is_batch(prompt_ids: Sequence[int] | Sequence[Sequence[int]]) -> bool:
 
 
 def _prompt_tensors(
-    prompt_ids: PromptIds, batched: bool, device: torch.device
+    prompt_ids: PromptIds, batched: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """tokens [B, T] and input_mask [B, T] (None: no padding) for any form of ``prompt_ids``."""
     if isinstance(prompt_ids, torch.Tensor):
@@ -202,9 +202,9 @@ def _prompt_tensors(
             raise ValueError(
                 f"prompt_ids tensor must be 1-D or [B, T]; got shape {tuple(prompt_ids.shape)}"
             )
-        return prompt_ids.reshape(-1, prompt_ids.shape[-1]).to(device, torch.long), None
+        return prompt_ids.reshape(-1, prompt_ids.shape[-1]).long(), None
     prompts = prompt_ids if batched else [prompt_ids]
-    return left_pad([p.tolist() if isinstance(p, torch.Tensor) else p for p in prompts], device)
+    return left_pad([p.tolist() if isinstance(p, torch.Tensor) else p for p in prompts])
 
 
 def _check_prompts(input_mask: torch.Tensor) -> None:

@@ -131,3 +131,8 @@ def test_generate_tokens_takes_padded_tensors_and_returns_a_tensor():
         new = generate_tokens(model, tokens, mask, 6, temperature=0, use_cache=use_cache)
         assert new.shape == (2, 6) and new.dtype == torch.long
         assert new.tolist() == generate(model, prompts, 6, temperature=0)
+
+
+def test_a_model_that_is_not_a_mingrok_is_named():
+    with pytest.raises(TypeError, match="must be a mingrok.MinGrok; got Linear"):
+        generate(torch.nn.Linear(2, 2), [1, 2], 3)
