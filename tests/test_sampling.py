@@ -134,5 +134,5 @@ def test_generate_tokens_takes_padded_tensors_and_returns_a_tensor():
 
 
 def test_a_model_that_is_not_a_mingrok_is_named():
-    with pytest.raises(TypeError, match="must be a mingrok.MinGrok; got Linear"):
+    with pytest.raises(TypeError, match=r"must be a mingrok\.MinGrok; got Linear"):
         generate(torch.nn.Linear(2, 2), [1, 2], 3)
