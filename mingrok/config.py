@@ -66,10 +66,18 @@ class Settings:
                 f"{allowed}"
             )
 
-    def _require_whole_numbers(self, *names: str, minimum: int = 1) -> None:
+    def _require_whole_numbers(
+        self, *names: str, minimum: int = 1, none_means: str | None = None
+    ) -> None:
+        """Each field named is an integer >= ``minimum``, or None where ``none_means`` says what
+        None stands for."""
         allowed = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        if none_means is not None:
+            allowed += f" or None ({none_means})"
         for name in names:
-            self._require(is_whole_number(getattr(self, name), minimum), name, allowed)
+            value = getattr(self, name)
+            optional = value is None and none_means is not None
+            self._require(optional or is_whole_number(value, minimum), name, allowed)
 
 
 def ffn_size(emb_size: int, widening_factor: float) -> int:
@@ -136,11 +144,7 @@ class MinGrokConfig(Settings):
             "num_experts_per_token",
             f"at most num_experts={self.num_experts}",
         )
-        require(
-            self.ffn_size is None or is_whole_number(self.ffn_size),
-            "ffn_size",
-            "a positive integer or None (Grok-1's rule)",
-        )
+        self._require_whole_numbers("ffn_size", none_means="Grok-1's rule")
         require(self.widening_factor > 0, "widening_factor", "a positive number")
         require(
             self.ffn_size is not None or ffn_size(self.d_model, self.widening_factor) >= 1,

@@ -69,6 +69,7 @@ def choose_next_token(
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
+@torch.no_grad()
 def generate(
     model: MinGrok,
     prompt_ids: PromptIds,
@@ -80,56 +81,20 @@ def generate(
     *,
     use_cache: bool = True,
 ) -> list[int] | list[list[int]] | torch.Tensor:
-    """Continue ``prompt_ids`` by ``max_new_tokens`` tokens; return only the new ids, in the
-    prompt's form: a list of ids → a list, a list of lists of any lengths (left-padded) → a list
-    of lists, a tensor [T] or [B, T] → a tensor [N] or [B, N]. Arguments: :func:`generate_tokens`.
-    """
-    as_tensor = isinstance(prompt_ids, torch.Tensor)
-    batched = prompt_ids.dim() == 2 if as_tensor else _is_batch(prompt_ids)
-    tokens, input_mask = _prompt_tensors(prompt_ids, batched)
-    new = generate_tokens(
-        model,
-        tokens,
-        input_mask,
-        max_new_tokens,
-        temperature,
-        top_k,
-        top_p,
-        seed,
-        use_cache=use_cache,
-    )
-    new = new if batched else new[0]
-    return new if as_tensor else new.tolist()
+    """Continue ``prompt_ids`` by ``max_new_tokens`` tokens; return only the new ids.
 
-
-@torch.no_grad()
-def generate_tokens(
-    model: MinGrok,
-    tokens: torch.Tensor,
-    input_mask: torch.Tensor | None,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    seed: int | None = None,
-    *,
-    use_cache: bool = True,
-) -> torch.Tensor:
-    """Left-padded prompts tokens [B, T] (input_mask [B, T], None = no padding) → new ids [B, N].
-
+    The new ids come in the prompt's form: a list of ids → a list, a list of lists of any lengths
+    (left-padded and masked) → a list of lists, a tensor [T] or [B, T] → a tensor [N] or [B, N].
     Prompts longer than the context keep their last ``max_seq_len`` tokens. ``seed`` fixes the
     draws (None: a fresh random seed). ``use_cache=False`` recomputes the last ``max_seq_len``
     tokens at every step: the same logits while the text fits in the context, and the teaching
     baseline that shows what the cache saves.
     """
     _check_sampling_args(model, max_new_tokens, temperature, top_k, top_p)
-    device = model.embed.weight.device
-    context = model.config.max_seq_len
-    if input_mask is None:
-        input_mask = torch.ones(tokens.shape, dtype=torch.bool, device=device)
-    tokens, input_mask = tokens[:, -context:].to(device), input_mask[:, -context:].to(device)
-    _check_prompts(input_mask)
-    generator = torch.Generator(device=device)
+    as_tensor = isinstance(prompt_ids, torch.Tensor)
+    batched = prompt_ids.dim() == 2 if as_tensor else _is_batch(prompt_ids)
+    tokens, input_mask = _prompt_tensors(prompt_ids, batched, model)
+    generator = torch.Generator(device=tokens.device)
     if seed is None:
         generator.seed()
     else:
@@ -142,15 +107,14 @@ def generate_tokens(
     was_training = model.training
     model.eval()
     try:
-        new_tokens = decode(model, tokens, input_mask, max_new_tokens, choose)
+        new = decode(model, tokens, input_mask, max_new_tokens, choose)  # [B, N]
     finally:
         model.train(was_training)
-    if not new_tokens:
-        return tokens.new_zeros(tokens.shape[0], 0)
-    return torch.stack(new_tokens, dim=1)
+    new = new if batched else new[0]
+    return new if as_tensor else new.tolist()
 
 
-def _decode_with_cache(model, tokens, input_mask, max_new_tokens, choose) -> list[torch.Tensor]:
+def _decode_with_cache(model, tokens, input_mask, max_new_tokens, choose) -> torch.Tensor:
     """Prefill the prompts once, then feed each chosen token alone through the KV cache."""
     cache = KVCache.for_model(model, tokens.shape[0])
     logits = model(tokens, input_mask, cache).logits[:, -1]  # prefill
@@ -159,10 +123,10 @@ def _decode_with_cache(model, tokens, input_mask, max_new_tokens, choose) -> lis
         if step:  # decode: the previous token, at the next position
             logits = model(new_tokens[-1][:, None], cache=cache).logits[:, -1]
         new_tokens.append(choose(logits))
-    return new_tokens
+    return _stacked(new_tokens, tokens)
 
 
-def _decode_without_cache(model, tokens, input_mask, max_new_tokens, choose) -> list[torch.Tensor]:
+def _decode_without_cache(model, tokens, input_mask, max_new_tokens, choose) -> torch.Tensor:
     """Run the last ``max_seq_len`` tokens of the whole text through the model at every step."""
     context = model.config.max_seq_len
     new_tokens: list[torch.Tensor] = []
@@ -171,7 +135,14 @@ def _decode_without_cache(model, tokens, input_mask, max_new_tokens, choose) -> 
         new_tokens.append(choose(logits))
         tokens = torch.cat([tokens, new_tokens[-1][:, None]], dim=1)
         input_mask = torch.cat([input_mask, input_mask.new_ones(len(tokens), 1)], dim=1)
-    return new_tokens
+    return _stacked(new_tokens, tokens)
+
+
+def _stacked(new_tokens: list[torch.Tensor], prompts: torch.Tensor) -> torch.Tensor:
+    """The ids of each step [B] side by side: [B, N] (N = 0 too)."""
+    if not new_tokens:
+        return prompts.new_zeros(prompts.shape[0], 0)
+    return torch.stack(new_tokens, dim=1)
 
 
 def left_pad(
@@ -194,17 +165,27 @@ def _is_batch(prompt_ids: Sequence[int] | Sequence[Sequence[int]]) -> bool:
 
 
 def _prompt_tensors(
-    prompt_ids: PromptIds, batched: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """tokens [B, T] and input_mask [B, T] (None: no padding) for any form of ``prompt_ids``."""
+    prompt_ids: PromptIds, batched: bool, model: MinGrok
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """tokens [B, T] and input_mask [B, T] on the model's device, cut to its context."""
     if isinstance(prompt_ids, torch.Tensor):
         if prompt_ids.dim() not in (1, 2):
             raise ValueError(
                 f"prompt_ids tensor must be 1-D or [B, T]; got shape {tuple(prompt_ids.shape)}"
             )
-        return prompt_ids.reshape(-1, prompt_ids.shape[-1]).long(), None
-    prompts = prompt_ids if batched else [prompt_ids]
-    return left_pad([p.tolist() if isinstance(p, torch.Tensor) else p for p in prompts])
+        tokens = prompt_ids.reshape(-1, prompt_ids.shape[-1]).long()
+        input_mask = torch.ones(tokens.shape, dtype=torch.bool)
+    else:
+        prompts = prompt_ids if batched else [prompt_ids]
+        tokens, input_mask = left_pad([_as_list(p) for p in prompts])
+    context, device = model.config.max_seq_len, model.embed.weight.device
+    tokens, input_mask = tokens[:, -context:].to(device), input_mask[:, -context:].to(device)
+    _check_prompts(input_mask)
+    return tokens, input_mask
+
+
+def _as_list(prompt: Sequence[int] | torch.Tensor) -> list[int]:
+    return prompt.tolist() if isinstance(prompt, torch.Tensor) else list(prompt)
 
 
 def _check_prompts(input_mask: torch.Tensor) -> None:

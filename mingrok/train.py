@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import split_training_tensors, training_tensors
-from .config import Settings, is_whole_number, setting
+from .config import Settings, setting
 from .data import random_batches
 from .model import MinGrok
 from .router import Router
@@ -62,11 +62,7 @@ class TrainConfig(Settings):
         require = self._require
         self._require_whole_numbers("steps", "batch_size", "eval_interval", "eval_batch_size")
         self._require_whole_numbers("warmup_steps", minimum=0)
-        require(
-            self.eval_windows is None or is_whole_number(self.eval_windows),
-            "eval_windows",
-            "a positive integer or None (all)",
-        )
+        self._require_whole_numbers("eval_windows", none_means="all")
         require(self.learning_rate > 0, "learning_rate", "a positive number")
         require(
             0 <= self.min_learning_rate <= self.learning_rate,

@@ -5,7 +5,6 @@ from mingrok import KVCache, MinGrok, generate
 from mingrok.sampling import (
     DISALLOWED_LOGIT,
     choose_next_token,
-    generate_tokens,
     left_pad,
     top_k_filter,
     top_p_filter,
@@ -123,14 +122,13 @@ def test_invalid_arguments_name_the_parameter():
         generate(model, [[1, 2], []], 3)
 
 
-def test_generate_tokens_takes_padded_tensors_and_returns_a_tensor():
+def test_both_paths_agree_on_left_padded_batches():
     model = _model()
     prompts = [[7, 8, 9], [4]]
-    tokens, mask = left_pad(prompts)
-    for use_cache in (True, False):
-        new = generate_tokens(model, tokens, mask, 6, temperature=0, use_cache=use_cache)
-        assert new.shape == (2, 6) and new.dtype == torch.long
-        assert new.tolist() == generate(model, prompts, 6, temperature=0)
+    with_cache = generate(model, prompts, 6, temperature=0)
+    assert generate(model, prompts, 6, temperature=0, use_cache=False) == with_cache
+    as_tensor = generate(model, torch.tensor([[7, 8, 9]]), 6, temperature=0, use_cache=False)
+    assert as_tensor.dtype == torch.long and as_tensor.tolist() == with_cache[:1]
 
 
 def test_a_model_that_is_not_a_mingrok_is_named():
