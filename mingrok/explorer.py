@@ -8,10 +8,11 @@ control values when the chapter executes, and displays
   visible `<label>` that is also its accessible name) and a few lines of JavaScript, then
 - one PNG output per distinct figure.
 
-The script shows the PNG that matches the controls and hides the others, in the book's page, in
-JupyterLab and in Colab (all outputs of a cell share one container there). The HTML names only the
-grid, never a computed number, so it is the same on every machine; the PNGs carry the results, and
-nbval does not compare images. Without JavaScript the reader sees every state, one after another.
+The script shows the PNG that matches the controls and hides the others (with the `<figure>` the
+book wraps each in), in the book's page, in JupyterLab and in Colab (all outputs of a cell share one
+container there). The HTML names only the grid, never a computed number, so it is the same on every
+machine; the PNGs carry the results, and nbval does not compare images.
+Without JavaScript the reader sees every state, one after another.
 """
 
 from __future__ import annotations
@@ -173,12 +174,16 @@ def _control_html(explorer: str, index: int, control: Control) -> str:
     return f'<div><label for="{ident}">{label}</label> {field}</div>'
 
 
-# Controls wrap on a phone; the images are scaled to the column by the page itself.
+# Controls wrap on a phone; the images are scaled to the column by the page itself. With a figure
+# caption in the cell's metadata, MyST-NB wraps every output in a <figure>: the one around the
+# controls keeps no caption (the shown image's figure has it).
 _CSS = (
     ".mingrok-explorer-controls{display:flex;flex-wrap:wrap;gap:.4em 1.2em;margin:.5em 0}"
     ".mingrok-explorer-controls>div{display:flex;align-items:center;gap:.4em;max-width:100%}"
     ".mingrok-explorer-controls input[type=range]{width:10em;max-width:50vw}"
     ".mingrok-explorer-controls output{min-width:3em}"
+    "figure:has(.mingrok-explorer){margin-bottom:0}"
+    "figure:has(.mingrok-explorer)>figcaption{display:none}"
 )
 
 # Finds the images that follow the explorer in its cell's outputs, then shows the one the controls
@@ -213,7 +218,7 @@ _SCRIPT = """
       });
       var shown = config.figureOf[point];
       images().forEach(function (img, i) {  // style, not `hidden`: a theme may style img display
-        img.style.display = i === shown ? "" : "none";
+        (img.closest("figure") || img).style.display = i === shown ? "" : "none";
         if (i === shown) img.alt = config.alt + " Showing: " + words.join(", ") + ".";
       });
       root.setAttribute("data-figure", String(shown));
