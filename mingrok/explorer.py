@@ -8,11 +8,11 @@ control values when the chapter executes, and displays
   visible `<label>` that is also its accessible name) and a few lines of JavaScript, then
 - one PNG output per distinct figure.
 
-The script shows the PNG that matches the controls and hides the others (with the `<figure>` the
-book wraps each in), in the book's page, in JupyterLab and in Colab (all outputs of a cell share one
-container there). The HTML names only the grid, never a computed number, so it is the same on every
-machine; the PNGs carry the results, and nbval does not compare images.
-Without JavaScript the reader sees every state, one after another.
+The script shows the PNG that matches the controls and hides the others, in the book's page (where
+book/_ext/explorer_figures.py makes the outputs one figure), in JupyterLab and in Colab (all outputs
+of a cell share one container there). The HTML names only the grid, never a computed number, so it
+is the same on every machine; the PNGs carry the results, and nbval does not compare images. Without
+JavaScript the reader sees every state, one after another.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 STYLES = ("select", "slider", "toggle")
-# The book's page, JupyterLab, classic Jupyter: the element that holds every output of one cell.
-CELL_OUTPUTS = ".cell_output, .jp-OutputArea, .output"
+# The element that holds every output of one cell, tried in this order: the book's page (whose
+# `.output` is a single output), JupyterLab, classic Jupyter; else (Colab's output frame) the body.
+CELL_OUTPUTS = (".cell_output", ".jp-OutputArea", ".output_wrapper")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class Explorer:
             "labels": [c.shown for c in self.controls],
             "names": [c.label for c in self.controls],
             "alt": self.alt,
-            "outputs": CELL_OUTPUTS,
+            "outputs": list(CELL_OUTPUTS),
         }
         rows = "\n".join(_control_html(self.name, i, c) for i, c in enumerate(self.controls))
         return (
@@ -174,16 +175,12 @@ def _control_html(explorer: str, index: int, control: Control) -> str:
     return f'<div><label for="{ident}">{label}</label> {field}</div>'
 
 
-# Controls wrap on a phone; the images are scaled to the column by the page itself. With a figure
-# caption in the cell's metadata, MyST-NB wraps every output in a <figure>: the one around the
-# controls keeps no caption (the shown image's figure has it).
+# Controls wrap on a phone; the images are scaled to the column by the page itself.
 _CSS = (
     ".mingrok-explorer-controls{display:flex;flex-wrap:wrap;gap:.4em 1.2em;margin:.5em 0}"
     ".mingrok-explorer-controls>div{display:flex;align-items:center;gap:.4em;max-width:100%}"
     ".mingrok-explorer-controls input[type=range]{width:10em;max-width:50vw}"
     ".mingrok-explorer-controls output{min-width:3em}"
-    "figure:has(.mingrok-explorer){margin-bottom:0}"
-    "figure:has(.mingrok-explorer)>figcaption{display:none}"
 )
 
 # Finds the images that follow the explorer in its cell's outputs, then shows the one the controls
@@ -194,7 +191,8 @@ _SCRIPT = """
   var root = script.parentNode;
   var config = JSON.parse(script.previousElementSibling.textContent);
   function start() {
-    var cell = root.closest(config.outputs) || document.body;
+    var cell = config.outputs.map(function (s) { return root.closest(s); }).filter(Boolean)[0];
+    cell = cell || document.body;
     function images() {  // the cell's images after the controls (JupyterLab adds them one by one)
       return Array.prototype.filter.call(cell.querySelectorAll("img"), function (img) {
         return root.compareDocumentPosition(img) & Node.DOCUMENT_POSITION_FOLLOWING;
@@ -218,7 +216,7 @@ _SCRIPT = """
       });
       var shown = config.figureOf[point];
       images().forEach(function (img, i) {  // style, not `hidden`: a theme may style img display
-        (img.closest("figure") || img).style.display = i === shown ? "" : "none";
+        img.style.display = i === shown ? "" : "none";
         if (i === shown) img.alt = config.alt + " Showing: " + words.join(", ") + ".";
       });
       root.setAttribute("data-figure", String(shown));
