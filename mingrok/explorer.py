@@ -117,12 +117,15 @@ def build_explorer(
     alt: str,
     same_figure: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     dpi: int = 100,
+    font_size: float = 13,
 ) -> Explorer:
     """Draw `draw(**choice)` (a matplotlib Figure) for every choice of the controls' values.
 
     `same_figure(choice)` maps a choice to the one whose figure it shares (for example, with the
     noise off, every noise strength shows the same figure), so each distinct figure is drawn and
     stored once. `alt` describes the figure; each image's alt text adds the values it shows.
+    Figures are drawn with `font_size` points (matplotlib: 10): a figure 5 in wide is shown about
+    60 % smaller on a phone, where 13 pt text is still about 10 px tall.
     """
     import matplotlib.pyplot as plt
 
@@ -141,7 +144,8 @@ def build_explorer(
         choice = canonical(dict(zip(names, values, strict=True)))
         key = tuple(choice[n] for n in names)
         if key not in index_of:
-            figure = draw(**choice)
+            with plt.rc_context({"font.size": font_size}):
+                figure = draw(**choice)
             buffer = io.BytesIO()
             figure.savefig(buffer, format="png", dpi=dpi)
             plt.close(figure)

@@ -99,3 +99,14 @@ def test_a_bad_explorer_is_refused_with_a_clear_message() -> None:
         build_explorer("demo", [], line_figure, alt="A.")
     with pytest.raises(ValueError, match=re.escape("repeat: ['noise', 'noise']")):
         build_explorer("demo", [CONTROLS[0], CONTROLS[0]], line_figure, alt="A.")
+
+
+def test_figures_are_drawn_with_text_large_enough_for_a_phone() -> None:
+    sizes = []
+
+    def draw(noise, strength):
+        sizes.append(plt.rcParams["font.size"])
+        return line_figure(noise, strength)
+
+    build_explorer("demo", CONTROLS, draw, alt="A line.")
+    assert set(sizes) == {13} and plt.rcParams["font.size"] == 10  # and only inside the explorer
