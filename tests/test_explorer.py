@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import re
 
-import matplotlib.pyplot as plt
 import pytest
 
 from mingrok.explorer import Control, build_explorer
+
+# matplotlib is a course extra (`pip install "mingrok[course]"`), absent from the package-only job
+plt = pytest.importorskip("matplotlib.pyplot")
 
 
 def line_figure(noise: bool, strength: float, scale: float = 1.0):
