@@ -11,6 +11,7 @@ STAMP := $(VENV)/.installed
 # in _build/ like the Colab venv, so that the book build never reads it.
 INSTRUCTOR_VENV := _build/instructor-venv
 INSTRUCTOR_STAMP := $(INSTRUCTOR_VENV)/.installed
+MATHJAX := static/mathjax/VERSION
 
 .PHONY: help venv instructor-venv data lint test unit instructor-test nbval nbval-machine \
 	nbval-other-cpu tools book linkcheck notebooks bench clean
@@ -44,6 +45,10 @@ input.txt: | $(STAMP)
 
 data: input.txt
 
+# MathJax for the site, fetched from npm (pinned, sha256-checked) rather than committed; see the script.
+$(MATHJAX): scripts/vendor_mathjax.sh
+	scripts/vendor_mathjax.sh
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -58,7 +63,7 @@ $(ACTIONLINT):
 
 tools: $(ACTIONLINT)
 
-unit: $(STAMP) input.txt tools
+unit: $(STAMP) input.txt tools $(MATHJAX)
 	$(PY) -m pytest -q tests --ignore=tests/test_nbgrader.py
 
 # The chapters as an nbgrader course, driven by the real nbgrader: never skipped here.
@@ -69,7 +74,7 @@ test: lint unit instructor-test nbval book
 
 # The static site, from the committed notebook outputs, rebuilt from scratch (--all) so that every
 # page is checked: any warning or broken reference fails it.
-book: $(STAMP) input.txt
+book: $(STAMP) input.txt $(MATHJAX)
 	$(VENV)/bin/jupyter-book build . --builder html --all -W -n --keep-going
 
 # The book's external links, weekly in .github/workflows/linkcheck.yml (the build itself is offline).

@@ -2,9 +2,11 @@
 
 Each notebook runs top to bottom in a fresh kernel of this interpreter (the virtual environment's
 Python, whatever other kernels the machine has), with the chapters folder as working directory, as
-nbval and the book assume. Widget state is stored, so the static site can render widgets; per-cell
-timing metadata is not. Running it twice on one machine writes byte-identical notebooks, so a diff
-shows only what the code changed:
+nbval and the book assume. Widget state is stored, so the static site can render widgets, unless no
+widget is shown there (every cell that displays one is tagged `remove-output`: a chapter whose site
+version is an explorer, mingrok/explorer.py); then the page need not load 4 MB of widget JavaScript
+for nothing. Per-cell timing metadata is not stored. Running it twice on one machine writes
+byte-identical notebooks, so a diff shows only what the code changed:
 - consecutive stream outputs are merged (the kernel splits printed text at arbitrary points);
 - widget model ids, random UUIDs, are renamed after the notebook and their order;
 - a cell whose new outputs differ from its stored ones only where nbval's sanitizers blank them
@@ -46,6 +48,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 RECORD_PREFIX = "application/papermill.record/"  # mingrok.course.record's outputs
 TIMING_TAG = "timing"  # a cell whose outputs measure speed, records included
 SANITIZERS = get_sanitize_patterns((ROOT / "tests" / "nbval_sanitize.cfg").read_text("utf-8"))
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
@@ -124,6 +127,16 @@ def keep_unchanged_measurements(stored: nbformat.NotebookNode, new: nbformat.Not
             cell.outputs = old_outputs
 
 
+def shows_a_widget_on_the_site(nb: nbformat.NotebookNode) -> bool:
+    """Whether a cell the book renders with its outputs displays a widget."""
+    return any(
+        WIDGET_VIEW in output.get("data", {})
+        for cell in nb.cells
+        if cell.cell_type == "code" and "remove-output" not in cell.metadata.get("tags", [])
+        for output in cell.get("outputs", [])
+    )
+
+
 def execute(path: Path, fresh_timings: bool = False) -> float:
     """Execute `path` in place; returns the wall time in seconds. Raises CellExecutionError."""
     nb = nbformat.read(path, as_version=4)
@@ -143,7 +156,9 @@ def execute(path: Path, fresh_timings: bool = False) -> float:
     elapsed = time.perf_counter() - start
     strip_volatile_metadata(nb)
     merge_consecutive_streams(nb)
-    nb = stable_widget_ids(nb, path.name)
+    nb = stable_widget_ids(nb, path.name)  # before dropping the state that lists the ids
+    if not shows_a_widget_on_the_site(nb):
+        nb.metadata.pop("widgets", None)
     if not fresh_timings:
         keep_unchanged_measurements(stored, nb)
     nb.metadata["kernelspec"] = {

@@ -358,3 +358,25 @@ def test_a_chapter_widget_renders_offline_from_the_vendored_javascript(demo) -> 
     checker = load_script("check_widgets_offline")
     require_chromium(checker)
     assert_widgets_render(checker, site, [page])
+
+
+def test_a_chapter_that_shows_no_widget_on_the_site_stores_no_widget_state(tmp_path: Path) -> None:
+    """Its live widget (tagged remove-output) is for Jupyter; the page then loads no widget JS."""
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    live = code("import ipywidgets\nipywidgets.IntSlider(value=3)")
+    live.metadata["tags"] = ["nbval-ignore-output", "remove-output"]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [md("# 98. Live widget only"), live]
+    chapter = tmp_path / "98_live_widget.ipynb"
+    nbformat.write(nb, chapter)
+    executed = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "execute_notebooks.py"), str(chapter)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert executed.returncode == 0, executed.stderr
+    stored = nbformat.read(chapter, as_version=4)
+    view = "application/vnd.jupyter.widget-view+json"
+    assert any(view in output.data for output in stored.cells[1].outputs)
+    assert "widgets" not in stored.metadata
