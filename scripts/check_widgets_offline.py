@@ -34,6 +34,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--no-first-run",
 ]
 RENDER_TIMEOUT_MS = 30_000
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,18 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_script
 from tests.test_book import ROOT, build, pages
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# One browser set-up for every offline check (the widget script's): where Chromium is, its flags.
+_offline = load_script("check_widgets_offline")
+CHROMIUM, CHROMIUM_ARGS = _offline.CHROMIUM, _offline.CHROMIUM_ARGS
 PHONE = {"width": 390, "height": 844}
 SEARCH_TIMEOUT_MS = 30_000
 SERIOUS = ("critical", "serious")
