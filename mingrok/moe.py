@@ -152,5 +152,7 @@ class MoELayer(nn.Module):
         if bf16_casts or x.dtype == torch.bfloat16:  # grok-1: expert_gate.astype(bfloat16)
             gates = gates.to(torch.bfloat16)
         out = sparse_moe(flat, stats.experts, gates, self.w_gate, self.w_value, self.w_out)
-        out = out.to(torch.bfloat16 if bf16_casts else x.dtype)  # grok-1: out.astype(bfloat16)
+        out_dtype = torch.bfloat16 if bf16_casts else x.dtype  # grok-1: out.astype(bfloat16)
+        if out.dtype != out_dtype:  # (a no-op .to() still costs a dispatch per layer and token)
+            out = out.to(out_dtype)
         return MoEOutput(out.view(batch, steps, width), stats)
