@@ -23,6 +23,7 @@ float32 rounding PyTorch applies anyway, so float32 results do not change.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import torch
@@ -45,6 +46,14 @@ class Float32Parameters(nn.Module):
 
 @functools.lru_cache(maxsize=64)
 def multiplier_in(value: float, dtype: torch.dtype) -> float:
-    """``value`` rounded to ``dtype`` (round to nearest even), as a JAX weak-typed scalar is:
-    multiplier_in(1/√3, torch.bfloat16) = 0.578125."""
-    return torch.tensor(value, dtype=torch.float64).to(dtype).item()
+    """``value`` rounded to the significand of ``dtype`` (half to even), as JAX rounds a
+    weak-typed scalar: multiplier_in(1/√3, torch.bfloat16) = 0.578125.
+
+        value = m · 2^e, ½ ≤ m < 1   →   round(m · 2^p) · 2^(e−p),   p = 1 − log₂ eps(dtype)
+
+    (p = 8 for bfloat16, 24 for float32.) Plain Python, so a compiled forward folds it into a
+    constant; multipliers are normal numbers, so subnormals need no care.
+    """
+    significand_bits = 1 - round(math.log2(torch.finfo(dtype).eps))
+    mantissa, exponent = math.frexp(value)
+    return math.ldexp(round(mantissa * 2**significand_bits), exponent - significand_bits)

@@ -56,6 +56,13 @@ def test_multipliers_round_like_jax_weak_typed_scalars():
     third = 1 / math.sqrt(3)
     assert multiplier_in(third, torch.float32) == torch.tensor(third).item() != third
     assert multiplier_in(third, torch.float64) == third
+    generator = torch.Generator().manual_seed(0)
+    logs = torch.randn(200, generator=generator, dtype=torch.float64) * 2  # normal in float16
+    ties = [1 + 2**-8, 1 + 3 * 2**-8]  # halfway between two bfloat16 numbers: to the even one
+    for dtype in (torch.bfloat16, torch.float16, torch.float32):  # torch's own rounding
+        for value in [*torch.exp(logs).tolist(), *ties]:
+            exact = torch.tensor(value, dtype=torch.float64)
+            assert multiplier_in(value, dtype) == exact.to(dtype).item(), (value, dtype)
 
 
 def test_bf16_model_scales_its_embedding_by_the_rounded_multiplier():
