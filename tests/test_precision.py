@@ -7,6 +7,7 @@ import torch
 
 from mingrok import MinGrok
 from mingrok.precision import multiplier_in
+from mingrok.train import TrainConfig, Trainer
 
 from .conftest import tiny_config
 
@@ -77,3 +78,19 @@ def test_bf16_model_scales_its_embedding_by_the_rounded_multiplier():
     rows = model.embed(tokens)
     assert torch.equal(captured["h"], rows * 78.5)
     assert not torch.equal(captured["h"], (rows.float() * math.sqrt(6144)).bfloat16())
+
+
+def test_a_bf16_model_trains_with_float32_norms_and_router():
+    config = tiny_config(router_aux_loss_coef=1e-2, router_z_loss_coef=1e-3)
+    model = MinGrok(config).to(torch.bfloat16)
+    kept, cast = _split(model)
+    before = {n: p.detach().clone() for n, p in kept.items()}
+    ids = torch.randint(0, config.vocab_size, (2000,), generator=torch.Generator().manual_seed(1))
+    train = TrainConfig(steps=3, batch_size=4, warmup_steps=1, eval_windows=2)
+    trainer = Trainer(model, ids, ids, torch.ones(config.vocab_size), train)
+    losses = [trainer.step() for _ in range(3)]
+    assert all(math.isfinite(loss) for loss in losses)
+    assert {p.grad.dtype for p in kept.values()} == {torch.float32}
+    assert {p.grad.dtype for p in cast.values()} == {torch.bfloat16}
+    for name, param in kept.items():  # updated, and still float32
+        assert param.dtype == torch.float32 and not torch.equal(param, before[name]), name
