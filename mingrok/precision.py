@@ -17,7 +17,8 @@ float, while they still follow device moves and casts to wider floats (``.double
 Scalar multipliers round too. JAX multiplies a bfloat16 array by a Python float in bfloat16: the
 float is weakly typed and becomes bfloat16 first, so ``x · (1/√3)`` is ``x · 0.578125``.
 :func:`multiplier_in` gives the multiplier as the activation dtype holds it; in float32 that is the
-float32 rounding PyTorch applies anyway, so float32 results do not change.
+float32 rounding PyTorch applies anyway, so float32 results do not change. (The MoE's own casts,
+gates rounded to bfloat16 and experts finished in float32, are in :mod:`mingrok.moe`.)
 """
 
 from __future__ import annotations
