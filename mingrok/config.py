@@ -117,6 +117,10 @@ class MinGrokConfig(Settings):
     router_aux_loss_coef: float = 0.0  # Switch load-balancing loss weight (paper: 1e-2)
     router_z_loss_coef: float = 0.0  # ST-MoE router z-loss weight (paper: 1e-3)
     renormalize_gates: bool = False  # Mixtral renormalises the top-k gates; Grok-1 does not
+    # Grok-1's MoELayer casts its gates and its output to bfloat16 even when the model computes
+    # in float32 (the fixture's "official" mode). Off = float32 throughout (its "f32" mode, what
+    # XLA's compiler makes of the same code). A bfloat16 model rounds there either way.
+    moe_bf16_casts: bool = False
     dropout: float = 0.0  # Grok-1 has none (its released code is inference-only)
 
     def __post_init__(self) -> None:
@@ -168,6 +172,8 @@ class MinGrokConfig(Settings):
         for name in ("router_aux_loss_coef", "router_z_loss_coef"):
             require(getattr(self, name) >= 0, name, "a number >= 0")
         require(0 <= self.dropout < 1, "dropout", "a probability in [0, 1)")
+        for name in ("renormalize_gates", "moe_bf16_casts"):
+            require(isinstance(getattr(self, name), bool), name, "True or False")
 
     # Grok-1's rules for the fields left at None.
     @property

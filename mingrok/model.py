@@ -23,6 +23,7 @@ from .config import MinGrokConfig
 from .kv_cache import KVCache
 from .moe import MoELayer
 from .norm import RMSNorm
+from .precision import multiplier_in
 from .router import RouterStats
 
 
@@ -138,6 +139,12 @@ class MinGrok(nn.Module):
     ) -> MinGrokOutput:
         """tokens [B, T] int → MinGrokOutput with float32 logits [B, T, V].
 
+        The model computes in the dtype of its weights. ``model.to(torch.bfloat16)`` is Grok-1's
+        production precision: the residual stream, projections, unembedding and both multipliers
+        in bfloat16 (the multipliers rounded to it, :func:`mingrok.precision.multiplier_in`);
+        RMSNorm, RoPE, attention logits and softmax, and the router in float32. The logits are
+        returned in float32 whatever the dtype.
+
         ``input_mask`` [B, T] (True = real token) masks padded positions as *keys* only, as
         grok-1 does (which derives it as ``tokens > pad_token``). With a ``cache``, the tokens
         continue the cached sequence: RoPE positions start at ``cache.position``.
@@ -145,7 +152,8 @@ class MinGrok(nn.Module):
         config = self.config
         tokens, input_mask = self._check_inputs(tokens, input_mask, cache)
         positions, mask = _positions_and_mask(input_mask, cache)
-        h = self.embed(tokens) * config.embedding_scale
+        h = self.embed(tokens)
+        h = h * multiplier_in(config.embedding_scale, h.dtype)
         router_stats = []
         for layer in self.layers:
             h, stats = layer(h, positions, mask, input_mask, cache)
@@ -153,7 +161,7 @@ class MinGrok(nn.Module):
         if cache is not None:
             cache.advance(tokens.shape[1])
         logits = self.final_norm(h) @ self.embed.weight.t()
-        logits = logits.float() * config.output_multiplier
+        logits = (logits * multiplier_in(config.output_multiplier, logits.dtype)).float()
         return MinGrokOutput(
             logits, router_stats, config.router_aux_loss_coef, config.router_z_loss_coef
         )

@@ -35,8 +35,17 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 def expert_ffn(
     x: torch.Tensor, w_gate: torch.Tensor, w_value: torch.Tensor, w_out: torch.Tensor
 ) -> torch.Tensor:
-    """One GeGLU expert on rows x [n, D] with its [D, F], [D, F], [F, D] weights."""
-    return (gelu_tanh(x @ w_gate) * (x @ w_value)) @ w_out
+    """One GeGLU expert on rows x [n, D] with its [D, F], [D, F], [F, D] weights.
+
+    The two input projections run in x's dtype, the rest in float32 (at least): in a bfloat16
+    model grok-1 picks each row's expert by multiplying with ``jax.nn.one_hot``, float32 by
+    default, which promotes the GeGLU product, the output projection and the gated sum to float32.
+    """
+    if x.dtype == torch.float32:  # the common case, without the casts below
+        return (gelu_tanh(x @ w_gate) * (x @ w_value)) @ w_out
+    wide = torch.promote_types(x.dtype, torch.float32)
+    hidden = gelu_tanh((x @ w_gate).to(wide)) * (x @ w_value).to(wide)
+    return hidden @ w_out.to(wide)
 
 
 def sparse_moe(
@@ -128,10 +137,22 @@ class MoELayer(nn.Module):
         nn.init.normal_(self.w_out, std=1 / math.sqrt(f))
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> MoEOutput:
-        """x [B, T, D] (token_mask [B, T]: real tokens, for the statistics) → output [B, T, D]."""
+        """x [B, T, D] (token_mask [B, T]: real tokens, for the statistics) → output [B, T, D].
+
+        In a bfloat16 model the gates are rounded to bfloat16 and the gated sum, taken in
+        float32 (:func:`expert_ffn`), is rounded once, to the output. ``config.moe_bf16_casts``
+        makes the same two casts in a float32 model, as grok-1's code does (its "official" mode):
+        the post-MoE norm then returns bfloat16 too, and the residual add promotes back to float32.
+        """
         batch, steps, width = x.shape
         flat = x.reshape(batch * steps, width)
         flat_mask = None if token_mask is None else token_mask.reshape(-1)
         stats = self.router(flat, flat_mask)
-        out = sparse_moe(flat, stats.experts, stats.gates, self.w_gate, self.w_value, self.w_out)
+        gates, bf16_casts = stats.gates, self.config.moe_bf16_casts
+        if bf16_casts or x.dtype == torch.bfloat16:  # grok-1: expert_gate.astype(bfloat16)
+            gates = gates.to(torch.bfloat16)
+        out = sparse_moe(flat, stats.experts, gates, self.w_gate, self.w_value, self.w_out)
+        out_dtype = torch.bfloat16 if bf16_casts else x.dtype  # grok-1: out.astype(bfloat16)
+        if out.dtype != out_dtype:  # (a no-op .to() still costs a dispatch per layer and token)
+            out = out.to(out_dtype)
         return MoEOutput(out.view(batch, steps, width), stats)

@@ -12,9 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .precision import Float32Parameters
 
-class RMSNorm(nn.Module):
-    """Root-mean-square norm over the last axis, computed in float32 and cast back."""
+
+class RMSNorm(Float32Parameters):
+    """Root-mean-square norm over the last axis, computed in float32 and cast back.
+
+    The scale stays float32 when the model is cast to bfloat16, as in Grok-1, so the output is
+    rounded once, at the end."""
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import MinGrokConfig
+from .precision import Float32Parameters
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,10 @@ def router_z_loss(logits: torch.Tensor, token_mask: torch.Tensor | None = None) 
     return _masked_mean(torch.logsumexp(logits.float(), dim=-1).pow(2), token_mask)
 
 
-class Router(nn.Module):
-    """Router logits in float32, softmax over all experts, top-k, optional noise."""
+class Router(Float32Parameters):
+    """Router logits in float32, softmax over all experts, top-k, optional noise.
+
+    Its weights stay float32 when the model is cast to bfloat16: only its input is rounded."""
 
     def __init__(self, config: MinGrokConfig, layer_index: int = 0) -> None:
         super().__init__()

@@ -53,6 +53,28 @@ def test_loading_into_a_mismatched_config_names_the_first_differing_field(tmp_pa
         load_model(path, other)
 
 
+def test_numeric_mode_is_part_of_the_config_a_checkpoint_carries(tmp_path):
+    _, path = _saved(tmp_path)
+    official = MinGrok(tiny_config(moe_bf16_casts=True))
+    with pytest.raises(CheckpointError, match=r"moe_bf16_casts=False.*moe_bf16_casts=True"):
+        load_model(path, official)
+    saved = save_checkpoint(tmp_path / "official.safetensors", official, tokenizer_name="t")
+    assert read_checkpoint(saved).config.moe_bf16_casts is True
+
+
+def test_bf16_model_round_trips_with_its_float32_norms_and_router(tmp_path):
+    model = MinGrok(tiny_config()).to(torch.bfloat16).eval()
+    path = save_checkpoint(tmp_path / "bf16.safetensors", model, tokenizer_name="t")
+    tensors = read_checkpoint(path).model_state
+    assert tensors["final_norm.scale"].dtype == tensors["layers.0.moe.router.linear.weight"].dtype
+    assert tensors["final_norm.scale"].dtype == torch.float32
+    assert tensors["embed.weight"].dtype == torch.bfloat16
+    loaded = load_model(path).to(torch.bfloat16)  # built in float32, holding the same values
+    tokens = torch.randint(0, 61, (2, 9))
+    with torch.no_grad():
+        assert torch.equal(model(tokens).logits, loaded(tokens).logits)
+
+
 def test_truncated_file_gives_a_clear_error_and_leaves_files_intact(tmp_path):
     _model, path = _saved(tmp_path)
     good = path.read_bytes()

@@ -65,8 +65,16 @@ def test_shakespeare_preset_is_small():
 
 
 def test_round_trip_through_json():
-    config = tiny_config(router_noise="gaussian", router_noise_std=0.5, ffn_size=40)
+    config = tiny_config(
+        router_noise="gaussian", router_noise_std=0.5, ffn_size=40, moe_bf16_casts=True
+    )
     assert MinGrokConfig.from_json(config.to_json()) == config
+
+
+def test_json_written_before_a_field_existed_loads_with_its_default():
+    values = tiny_config().to_dict()
+    del values["moe_bf16_casts"]  # a checkpoint saved before the field was added
+    assert MinGrokConfig.from_dict(values).moe_bf16_casts is False
 
 
 def test_unknown_field_named():
@@ -97,6 +105,8 @@ def test_unknown_field_named():
         ({"router_aux_loss_coef": -1.0}, "router_aux_loss_coef"),
         ({"router_z_loss_coef": -1.0}, "router_z_loss_coef"),
         ({"dropout": 1.0}, "dropout"),
+        ({"renormalize_gates": "yes"}, "renormalize_gates"),
+        ({"moe_bf16_casts": 1}, "moe_bf16_casts"),
     ],
 )
 def test_invalid_values_name_field_value_and_rule(changes, field):

@@ -1,12 +1,16 @@
 """mingrok equals xAI's official grok-1 forward pass: on the shared fixture produced by the
 official code, and on other shapes against an independent NumPy transcription."""
 
+import json
+import math
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from mingrok.attention import causal_mask
 from mingrok.grok1 import (
     config_from_grok1,
     dequantize,
@@ -14,7 +18,7 @@ from mingrok.grok1 import (
     input_mask_from_tokens,
     load_reference,
 )
-from mingrok.moe import MoEOutput
+from mingrok.moe import MoEOutput, dense_moe_reference
 
 from .conftest import fixture_path
 from .grok1_numpy import grok1_forward, random_params
@@ -28,11 +32,9 @@ def reference():
     return load_reference(fixture_path(FIXTURE))
 
 
-@pytest.fixture(scope="module")
-def traced(reference):
-    """Run the loaded model once, recording each module's output under grok-1's names."""
-    model = reference.model()
-    acts = {}
+def trace(model, reference):
+    """Run ``model`` once on the fixture, recording each module's output under grok-1's names."""
+    acts, hooks = {}, []
 
     def record(name):
         def hook(module, inputs, output):
@@ -56,11 +58,23 @@ def traced(reference):
             "output": layer,
         }
         for name, module in names.items():
-            module.register_forward_hook(record(f"{pre}/{name}"))
-    model.final_norm.register_forward_hook(record("language_model/rms_norm"))
+            hooks.append(module.register_forward_hook(record(f"{pre}/{name}")))
+    hooks.append(model.final_norm.register_forward_hook(record("language_model/rms_norm")))
     with torch.no_grad():
         out = model(reference.tokens, reference.input_mask)
+    for hook in hooks:
+        hook.remove()
     return out, acts
+
+
+@pytest.fixture(scope="module")
+def traced(reference):
+    return trace(reference.model(), reference)
+
+
+def reference_activation(reference, mode, name):
+    """The fixture's activation ``name`` (as ``trace`` names it) in numeric mode ``mode``."""
+    return torch.as_tensor(reference.arrays[f"{mode}/act/{name}"])
 
 
 def test_config_from_fixture(reference):
@@ -98,12 +112,179 @@ def test_every_layer_activation_equals_official(reference, traced):
     _, acts = traced
     assert len(acts) == 2 * 7 + 1
     for name, ours in acts.items():
-        expected = torch.as_tensor(
-            reference.arrays[f"f32/act/transformer/{name}"]
-            if name.startswith("decoder")
-            else reference.arrays[f"f32/act/{name}"]
-        )
+        expected = reference_activation(reference, "f32", name)
         torch.testing.assert_close(ours, expected, rtol=ATOL, atol=ATOL, msg=name)
+
+
+# The fixture's two other numeric modes (../shared/fixtures/README.md, "Dtypes"). "official" is
+# grok-1's code in float32 with its two hard-coded bfloat16 casts in the MoE; "bf16" is production,
+# fprop_dtype=bfloat16, compiled by XLA: a statistical reference, not one to equal.
+
+
+@pytest.fixture(scope="module")
+def official_model(reference):
+    return from_haiku_params(reference.params, reference.config.replace(moe_bf16_casts=True))
+
+
+@pytest.fixture(scope="module")
+def bf16_model(reference):
+    return reference.model().to(torch.bfloat16)
+
+
+@pytest.fixture(scope="module")
+def traced_modes(reference, official_model, bf16_model):
+    return {
+        "official": trace(official_model, reference),
+        "bf16": trace(bf16_model, reference),
+    }
+
+
+def test_official_mode_logits_activations_and_routing(reference, traced, traced_modes):
+    out, acts = traced_modes["official"]
+    expected = torch.as_tensor(reference.arrays["official/logits"])
+    assert (out.logits - expected).abs().max().item() <= 5e-3  # measured 1.9e-6
+    # the two casts are what this mode measures: the float32 model is 9.3e-3 away
+    assert (traced[0].logits - expected).abs().max().item() > 5e-3
+    for name, ours in acts.items():
+        ours, expected = ours.float(), reference_activation(reference, "official", name)
+        torch.testing.assert_close(ours, expected, rtol=0, atol=2e-2, msg=name)
+    for i, stats in enumerate(out.router_stats):
+        key = f"official/act/transformer/decoder_layer_{i}/router/topk_index"
+        index = torch.as_tensor(reference.arrays[key]).long()
+        assert torch.equal(stats.experts.view(index.shape), index)
+
+
+def test_activation_dtypes_are_the_official_codes(reference, traced_modes):
+    recorded = json.loads(str(reference.arrays["meta_json"]))["activation_dtypes"]
+    for mode, (out, acts) in traced_modes.items():
+        for name, ours in acts.items():
+            assert ours.dtype == getattr(torch, recorded[mode][name]), (mode, name)
+        assert out.router_stats[0].logits.dtype == torch.float32  # router/logits: float32
+
+
+def test_bf16_logits_agree_with_production_as_closely_as_a_faithful_port(reference, traced_modes):
+    """The README asks mean |Δ| ≤ 0.05, correlation ≥ 0.99, argmax agreement ≥ 0.95; these are
+    the figures measured here with a margin (mean 0.0065, correlation 0.99998, argmax 1.0). A plain
+    ``.to(torch.bfloat16)`` of the float32 model measured 0.0095 and 0.99996: the whole-model
+    figures barely tell the two apart, the tests below do."""
+    out, _ = traced_modes["bf16"]
+    valid = reference.input_mask
+    ours, expected = out.logits[valid], torch.as_tensor(reference.arrays["bf16/logits"])[valid]
+    assert (ours - expected).abs().mean().item() <= 0.01
+    assert torch.corrcoef(torch.stack([ours.flatten(), expected.flatten()]))[0, 1] >= 0.9999
+    assert (ours.argmax(-1) == expected.argmax(-1)).float().mean().item() >= 0.98
+
+
+def test_bf16_activations_layer_by_layer(reference, traced_modes):
+    """Relative error of every activation ≤ 2e-2 (measured ≤ 1.05e-2), and the first block of
+    layer 0, before any residual add, bit for bit (measured: all elements; with the norm scales
+    rounded to bfloat16, as a plain ``.to(torch.bfloat16)`` does, 72%, 25% and 24% of them)."""
+    _, acts = traced_modes["bf16"]
+    for name, ours in acts.items():
+        ours, expected = ours.float(), reference_activation(reference, "bf16", name)
+        assert ((ours - expected).norm() / expected.norm()).item() <= 2e-2, name
+    for name in ("rms_norm", "multi_head_attention", "rms_norm_1"):
+        name = f"transformer/decoder_layer_0/{name}"
+        assert_bf16_equal(acts[name], reference_activation(reference, "bf16", name), name)
+
+
+def bf16_spacing(x: torch.Tensor) -> torch.Tensor:
+    """The gap between consecutive bfloat16 numbers at |x| (8 significant bits)."""
+    exponent = torch.frexp(x.float().abs().clamp_min(2**-126)).exponent
+    return torch.ldexp(torch.ones_like(x, dtype=torch.float32), exponent - 8)
+
+
+def bf16_equal_fraction(ours: torch.Tensor, expected: torch.Tensor) -> float:
+    return (ours.float() == expected).float().mean().item()
+
+
+def assert_bf16_equal(ours, expected, name, at_least=0.99):
+    """At least 99% of the elements bit-equal, none more than one bfloat16 step away: what two
+    float32 computations of one value in a different order give once rounded."""
+    assert bf16_equal_fraction(ours, expected) >= at_least, name
+    assert ((ours.float() - expected).abs() <= bf16_spacing(expected)).all(), name
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_bf16_modules_reproduce_production_from_its_own_inputs(reference, bf16_model, layer):
+    """Each module fed the reference's bf16 input gives the reference's output, to the rounding.
+
+    The pre-MoE norm reads the residual sum before it is rounded: XLA fuses the add into the norm
+    and keeps it in float32 (fed the rounded bfloat16 sum it matches 77% of the elements). That
+    fusion, and the final norm's, is what leaves the whole-model gap measured above.
+    """
+    block = bf16_model.layers[layer]
+
+    def act(name):
+        return reference_activation(reference, "bf16", f"transformer/decoder_layer_{layer}/{name}")
+
+    steps = reference.tokens.shape[1]
+    mask = causal_mask(reference.input_mask, steps)
+    with torch.no_grad():
+        attended = block.attention(act("rms_norm").bfloat16(), torch.arange(steps), mask)
+        assert_bf16_equal(attended, act("multi_head_attention"), "attention")
+        normed = block.post_attention_norm(act("multi_head_attention").bfloat16())
+        assert_bf16_equal(normed, act("rms_norm_1"), "rms_norm_1")
+        normed = block.pre_moe_norm(act("input") + act("rms_norm_1"))  # the unrounded sum
+        assert_bf16_equal(normed.bfloat16(), act("rms_norm_2"), "rms_norm_2")
+        moe_out, stats = block.moe(act("rms_norm_2").bfloat16())
+        assert_bf16_equal(moe_out, act("moe"), "moe")
+        torch.testing.assert_close(
+            stats.logits.view(act("router/logits").shape), act("router/logits"), rtol=0, atol=1e-5
+        )
+        assert torch.equal(
+            stats.experts.view(act("router/topk_index").shape).int(), act("router/topk_index")
+        )
+        assert_bf16_equal(
+            block.post_moe_norm(act("moe").bfloat16()), act("rms_norm_3"), "rms_norm_3"
+        )
+
+
+def test_bf16_unembedding_rounds_the_output_multiplier_as_jax_does(reference, bf16_model):
+    """The model's own unembedding of the reference's final norm output gives its logits bit for
+    bit (measured: all of them): JAX multiplies bfloat16 by 1/√3 rounded to bfloat16, 0.578125."""
+    final = reference_activation(reference, "bf16", "language_model/rms_norm").bfloat16()
+    hook = bf16_model.final_norm.register_forward_hook(lambda module, inputs, output: final)
+    try:
+        with torch.no_grad():
+            logits = bf16_model(reference.tokens, reference.input_mask).logits
+    finally:
+        hook.remove()
+    assert_bf16_equal(logits, torch.as_tensor(reference.arrays["bf16/logits"]), "logits")
+
+
+def test_bf16_shortcuts_would_be_caught(reference, bf16_model):
+    """What a plain ``.to(torch.bfloat16)`` (or an all-bfloat16 expert) computes differently
+    fails the checks above: each shortcut, fed the same reference input, misses the reference."""
+    block = bf16_model.layers[0]
+
+    def act(name):
+        return reference_activation(reference, "bf16", f"transformer/decoder_layer_0/{name}")
+
+    x, norm = act("input"), block.pre_attention_norm
+    rounded_scale = norm.scale.bfloat16().float()
+    normed = F.rms_norm(x, norm.scale.shape, rounded_scale, norm.eps).bfloat16()
+    assert bf16_equal_fraction(normed, act("rms_norm")) < 0.9  # scale rounded to bfloat16
+
+    moe_in, router = act("rms_norm_2"), block.moe.router
+    rounded_router = F.linear(moe_in, router.linear.weight.bfloat16().float())
+    assert (rounded_router - act("router/logits")).abs().max() > 1e-3  # router weights rounded
+
+    stats = router(moe_in.view(-1, moe_in.shape[-1]))
+    moe = block.moe
+    all_bf16 = dense_moe_reference(
+        moe_in.view(-1, moe_in.shape[-1]).bfloat16(),
+        stats.experts,
+        stats.gates.bfloat16(),
+        moe.w_gate,
+        moe.w_value,
+        moe.w_out,
+    )
+    assert bf16_equal_fraction(all_bf16.view(moe_in.shape), act("moe")) < 0.9  # experts in bf16
+
+    final = reference_activation(reference, "bf16", "language_model/rms_norm").bfloat16()
+    unrounded = (final @ bf16_model.embed.weight.t()).float() * reference.config.output_multiplier
+    assert bf16_equal_fraction(unrounded, torch.as_tensor(reference.arrays["bf16/logits"])) < 0.5
 
 
 SHAPES = [
@@ -140,15 +321,15 @@ SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=["gqa3-right", "mqa-top3-left", "mha-left"])
-def test_other_shapes_equal_numpy_transcription(shape):
+def numpy_case(shape, mode):
+    """A random grok-1 of this shape, its padded tokens, and the NumPy transcription's logits."""
     shape = dict(shape)
     side, pads = shape.pop("pad")
     model_cfg = dict(num_layers=2, widening_factor=2.5, attn_output_multiplier=0.3, **shape)
     lm_cfg = dict(
         vocab_size=50,
         sequence_len=16,
-        embedding_multiplier_scale=4.0,
+        embedding_multiplier_scale=math.sqrt(shape["emb_size"]),  # not a bfloat16 number
         output_multiplier_scale=0.5773502691896257,
         pad_token=0,
     )
@@ -161,12 +342,57 @@ def test_other_shapes_equal_numpy_transcription(shape):
             tokens[row, :pad] = 0
         elif pad:
             tokens[row, -pad:] = 0
-    expected = grok1_forward(params, lm_cfg, model_cfg, tokens)
+    expected = grok1_forward(params, lm_cfg, model_cfg, tokens, mode=mode)
+    return params, config, torch.as_tensor(tokens), torch.as_tensor(expected, dtype=torch.float32)
+
+
+def mode_logits(params, config, tokens, mode):
+    """mingrok's logits in numeric mode ``mode``: float32, moe_bf16_casts, or bfloat16."""
+    if mode == "official":
+        config = config.replace(moe_bf16_casts=True)
     model = from_haiku_params(params, config)
-    tokens_t = torch.as_tensor(tokens)
+    if mode == "bf16":
+        model = model.to(torch.bfloat16)
     with torch.no_grad():
-        logits = model(tokens_t, input_mask_from_tokens(tokens_t)).logits
-    assert (logits - torch.as_tensor(expected, dtype=torch.float32)).abs().max().item() <= ATOL
+        return model(tokens, input_mask_from_tokens(tokens)).logits
+
+
+SHAPE_IDS = ["gqa3-right", "mqa-top3-left", "mha-left"]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_other_shapes_equal_numpy_transcription(shape):
+    params, config, tokens, expected = numpy_case(shape, "f32")
+    assert (mode_logits(params, config, tokens, "f32") - expected).abs().max().item() <= ATOL
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_other_shapes_in_official_and_bf16_modes_equal_numpy_transcription(shape):
+    """Official mode within the README's 5e-3 (measured ≤ 1.7e-4). In bfloat16 the NumPy
+    transcription rounds where production holds bfloat16 and nowhere else; measured: every
+    logit bit for bit. A plain ``.to(torch.bfloat16)`` measured mean |Δ| 0.0076-0.0092 and no
+    logit equal, so the bounds (mean ≤ 2e-3, half the logits bit-equal) leave room for a
+    rounding flip on another CPU and none for the shortcut."""
+    params, config, tokens, expected = numpy_case(shape, "official")
+    assert (mode_logits(params, config, tokens, "official") - expected).abs().max().item() <= 5e-3
+    params, config, tokens, expected = numpy_case(shape, "bf16")
+    logits = mode_logits(params, config, tokens, "bf16")
+    assert (logits - expected).abs().mean().item() <= 2e-3
+    assert (logits == expected).float().mean().item() >= 0.5
+    float32 = mode_logits(params, config, tokens, "f32")  # the oracle tells the modes apart
+    assert (float32 - expected).abs().mean().item() > 2e-3
+
+
+def test_numpy_transcription_reproduces_the_fixture_in_every_mode(reference):
+    """The oracle's own check: on the fixture its official mode is within 5e-3 of the official
+    code (measured 6.3e-4) and its bf16 mode as close to production as mingrok (mean 0.0064)."""
+    lm, model = reference.raw_config["lm"], reference.raw_config["model"]
+    tokens = reference.tokens.numpy()
+    for mode, bound in (("f32", ATOL), ("official", 5e-3)):
+        logits = grok1_forward(reference.params, lm, model, tokens, mode=mode)
+        assert np.abs(logits - reference.arrays[f"{mode}/logits"]).max() <= bound, mode
+    logits = grok1_forward(reference.params, lm, model, tokens, mode="bf16")
+    assert np.abs(logits - reference.arrays["bf16/logits"]).mean() <= 0.01
 
 
 def test_nested_haiku_tree_and_quantized_weights_load(reference):

@@ -94,3 +94,36 @@ def test_moe_layer_alone_draws_its_experts_with_std_one_over_root_fan_in():
     layer.reset_parameters()
     assert not torch.equal(layer.w_gate, gate)  # drawn again
     assert torch.equal(layer.router.linear.weight, router)  # the router owns its own tensors
+
+
+def test_moe_bf16_casts_round_the_gates_and_the_output_as_grok1s_code_does():
+    config = tiny_config(moe_bf16_casts=True)
+    layer = MoELayer(config)
+    x = torch.randn(2, 9, config.d_model, requires_grad=True)
+    out, stats = layer(x)
+    assert out.dtype == torch.bfloat16 and x.dtype == torch.float32
+    flat, gates = x.reshape(18, -1), stats.gates.to(torch.bfloat16)  # rounded, then float32 math
+    expected = dense_moe_reference(
+        flat, stats.experts, gates, layer.w_gate, layer.w_value, layer.w_out
+    )
+    torch.testing.assert_close(out.reshape(18, -1).float(), expected, rtol=2**-8, atol=1e-6)
+    uncast = MoELayer(tiny_config())
+    uncast.load_state_dict(layer.state_dict())
+    assert not torch.equal(out, uncast(x).output.to(torch.bfloat16))  # the gates' rounding shows
+    out.float().sum().backward()
+    assert x.grad is not None and layer.w_out.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("dtype", "computed"),
+    [
+        (torch.bfloat16, torch.float32),
+        (torch.float32, torch.float32),
+        (torch.float64, torch.float64),
+    ],
+)
+def test_experts_finish_in_float32_at_least(dtype, computed):
+    """grok-1's bfloat16 experts round their two input projections, then promote to float32."""
+    x, w, v = torch.randn(3, 8, dtype=dtype), torch.randn(8, 12), torch.randn(8, 12)
+    u = torch.randn(12, 8)
+    assert expert_ffn(x, w.to(dtype), v.to(dtype), u.to(dtype)).dtype == computed
