@@ -44,6 +44,7 @@ def main() -> None:
     model, tokenizer = pretrained.load("shakespeare")
     prompt_ids = tokenizer.encode(PROMPT)
     n = args.new_tokens
+    torch.set_num_threads(args.threads[0])
     same = generate(model, prompt_ids, n, temperature=0) == generate(
         model, prompt_ids, n, temperature=0, fused=False
     )
