@@ -18,12 +18,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .arguments import non_negative, positive
 from .course.cli import add_course_parser
 
 PRESETS = ("shakespeare",)
 CHECKPOINT_NAME = "checkpoint.safetensors"  # resumable: model + optimizer + generator states
 MODEL_NAME = "model.safetensors"  # weights only, what `sample`, `eval` and the package ship
 HISTORY_NAME = "history.json"
+# Decoding one sequence multiplies a [1, D] row by each weight matrix: too little work per op for a
+# second thread to pay for its hand-off, and while other processes keep the cores busy, OpenMP's
+# threads wait for each other at every one of the ~600 ops per token. Measured on a 2-core machine
+# (greedy, the shipped model): idle, 200 tokens in 0.75-0.79 s on one thread and 0.79-0.84 s on two;
+# at load average 4, 300 tokens in 2.8-3.5 s on one and 16-18 s on two. Batches and training keep
+# torch's default of one thread per core.
+SAMPLE_THREADS = 1
 SHORT_FLAGS = {"learning_rate": ("--lr",), "min_learning_rate": ("--min-lr",)}  # extra spellings
 
 
@@ -99,13 +107,15 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prompt", default="JULIET:\nO Romeo, Romeo! wherefore art thou", help="text to continue"
     )
-    parser.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate")
+    parser.add_argument(
+        "--max-new-tokens", type=non_negative, default=300, help="tokens to generate"
+    )
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    parser.add_argument("--top-k", type=int, default=None, help="keep the k likeliest tokens")
+    parser.add_argument("--top-k", type=positive, default=None, help="keep the k likeliest tokens")
     parser.add_argument("--top-p", type=float, default=None, help="nucleus (grok-1's rule)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context")
-    _add_common(parser, data=False)
+    _add_common(parser, data=False, threads=SAMPLE_THREADS)
     parser.set_defaults(run=run_sample)
 
 
@@ -123,8 +133,8 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--split", choices=("val", "train"), default="val", help="last 10%% or first 90%%"
     )
-    parser.add_argument("--max-windows", type=int, default=None, help="first N windows (all)")
-    parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    parser.add_argument("--max-windows", type=positive, default=None, help="first N windows (all)")
+    parser.add_argument("--batch-size", type=positive, default=32, help="windows per forward pass")
     _add_common(parser)
     parser.set_defaults(run=run_eval)
 
@@ -146,9 +156,16 @@ def _add_checkpoint(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_common(parser: argparse.ArgumentParser, data: bool = True) -> None:
+def _add_common(
+    parser: argparse.ArgumentParser, data: bool = True, threads: int | None = None
+) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, mps")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument(
+        "--threads",
+        type=positive,
+        default=threads,
+        help="CPU threads for torch" + ("" if threads else " (default: torch's, one per core)"),
+    )
     if data:
         parser.add_argument(
             "--data",
@@ -248,6 +265,12 @@ def run_sample(args: argparse.Namespace) -> int:
 
     model, tokenizer = _load(args.checkpoint, args.device)
     prompt_ids = tokenizer.encode(args.prompt, errors="replace")
+
+    def write(token_ids) -> None:  # each token's text as soon as it is chosen
+        sys.stdout.write(tokenizer.decode(token_ids))
+        sys.stdout.flush()
+
+    write(prompt_ids)
     started = time.perf_counter()
     new_ids = generate(
         model,
@@ -258,9 +281,10 @@ def run_sample(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         seed=args.seed,
         use_cache=not args.no_cache,
+        on_token=write,
     )
     elapsed = time.perf_counter() - started
-    print(args.prompt + tokenizer.decode(new_ids))
+    print()
     print(f"\n[{len(new_ids)} tokens in {elapsed:.2f} s]", file=sys.stderr)
     return 0
 

@@ -5,6 +5,10 @@ training checkpoint, the optimizer moments (``optimizer.<param>.<key>``) and gen
 (``rng.*``). The metadata (strings only, as safetensors requires) carries the config, the tokenizer
 name and the package version, so a file says what it is without any code being run.
 
+Every file carries ``tensors_sha256``, a SHA-256 over each tensor's name, dtype, shape and bytes
+(:func:`tensor_checksum`), checked on every read: a flipped byte inside a tensor, which safetensors'
+own header checks cannot see, is refused instead of loading as NaN weights.
+
 Writes are atomic: the file is written under a temporary name in the same folder and renamed over
 the target with ``os.replace``, so a crash never leaves a half-written checkpoint where a good one
 was. ``torch.load`` is never used: loading a file cannot execute code.
@@ -12,6 +16,7 @@ was. ``torch.load`` is never used: loading a file cannot execute code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -30,6 +35,8 @@ FORMAT = "mingrok-checkpoint/1"
 MODEL_PREFIX = "model."  # model.<parameter name>
 OPTIMIZER_PREFIX = "optimizer."  # optimizer.<parameter name>.<state key>, e.g. .exp_avg
 RNG_PREFIX = "rng."  # rng.<generator name>
+CHECKSUM_KEY = "tensors_sha256"
+RESERVED_KEYS = ("format", "config", "tokenizer", "mingrok_version", CHECKSUM_KEY)
 
 
 class CheckpointError(ValueError):
@@ -82,6 +89,7 @@ def save_checkpoint(
         "config": model.config.to_json(),
         "tokenizer": tokenizer_name,
         "mingrok_version": __version__,
+        CHECKSUM_KEY: tensor_checksum(tensors),
     }
     for key, value in (metadata or {}).items():
         if key in header:
@@ -98,6 +106,21 @@ def save_checkpoint(
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def tensor_checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) over the tensors in name order: each one's name, dtype, shape, then bytes.
+
+    Names, dtypes and shapes are hashed too, so renaming or reshaping a tensor changes the sum;
+    the bytes are hashed as stored (little-endian, C order), so the sum does not depend on how the
+    tensors were computed, only on what the file holds.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def training_tensors(
@@ -152,15 +175,30 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             f"{str(path)!r} is a safetensors file but not a minGrok checkpoint: its metadata "
             f"format is {header.get('format')!r}, expected {FORMAT!r}"
         )
+    _check_checksum(path, header.get(CHECKSUM_KEY), tensors)
     config = MinGrokConfig.from_json(header["config"])
     metadata: dict[str, Any] = {
         "tokenizer": header.get("tokenizer"),
         "mingrok_version": header.get("mingrok_version"),
     }
     for key, value in header.items():
-        if key not in ("format", "config", "tokenizer", "mingrok_version"):
+        if key not in RESERVED_KEYS:
             metadata[key] = json.loads(value)
     return Checkpoint(path, config, metadata, tensors)
+
+
+def _check_checksum(path: Path, recorded: str | None, tensors: dict[str, torch.Tensor]) -> None:
+    if recorded is None:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has no {CHECKSUM_KEY!r} in its metadata, so its tensors "
+            "cannot be verified; it was written by a minGrok older than 0.1.0 or by other code"
+        )
+    found = tensor_checksum(tensors)
+    if found != recorded:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupt: its tensors' SHA-256 is {found[:16]}…, but the "
+            f"file records {recorded[:16]}… (the bytes changed after it was written)"
+        )
 
 
 def tokenizer_by_name(name: str):
@@ -221,7 +259,17 @@ def _model_from(checkpoint: Checkpoint, model: MinGrok | None, device) -> MinGro
 
 
 def load_model_state(model: MinGrok, checkpoint: Checkpoint) -> None:
-    """Copy the checkpoint's parameters into ``model`` (strict: no missing or extra names)."""
+    """Copy the checkpoint's parameters into ``model`` (strict: no missing or extra names).
+
+    Weights holding NaN or ±inf (a run that diverged, saved faithfully) are refused: every logit
+    of such a model is NaN, which sampling cannot draw from and evaluation would report as a loss.
+    """
+    for name, tensor in checkpoint.model_state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(
+                f"checkpoint {str(checkpoint.path)!r} holds NaN or infinite values in {name!r}: "
+                "the run that saved it diverged; use an earlier checkpoint"
+            )
     result = model.load_state_dict(checkpoint.model_state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(

@@ -15,7 +15,7 @@ length, and so do we.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -83,6 +83,7 @@ def generate(
     *,
     use_cache: bool = True,
     fused: bool = True,
+    on_token: Callable[[torch.Tensor], None] | None = None,
 ) -> list[int] | list[list[int]] | torch.Tensor:
     """Continue ``prompt_ids`` by ``max_new_tokens`` tokens; return only the new ids.
 
@@ -92,8 +93,10 @@ def generate(
     draws (None: a fresh random seed). ``use_cache=False`` recomputes the last ``max_seq_len``
     tokens at every step: the same logits while the text fits in the context, and the teaching
     baseline that shows what the cache saves. With the cache, one float32 sequence decodes through
-    :class:`mingrok.decode.FusedDecoder` (the same logits in a tenth of the ops); ``fused=False``
-    takes the eager step, ``model(token, cache=cache)``, which every other case uses.
+    :class:`mingrok.decode.FusedDecoder` (the same logits from a third of the ops); ``fused=False``
+    takes the eager step, ``model(token, cache=cache)``, which every other case uses. ``on_token``
+    is called with each step's ids [B] as soon as they are chosen, before the next step runs: the
+    command line streams text with it.
     """
     _check_sampling_args(model, max_new_tokens, temperature, top_k, top_p)
     as_tensor = isinstance(prompt_ids, torch.Tensor)
@@ -106,7 +109,10 @@ def generate(
         generator.manual_seed(seed)
 
     def choose(logits: torch.Tensor) -> torch.Tensor:
-        return choose_next_token(logits, temperature, top_k, top_p, generator)
+        chosen = choose_next_token(logits, temperature, top_k, top_p, generator)
+        if on_token is not None:
+            on_token(chosen)
+        return chosen
 
     was_training = model.training
     model.eval()

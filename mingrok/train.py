@@ -155,7 +155,13 @@ def evaluate_nats_per_char(
         total_nats += nats.double()
         total_chars += char_lengths[targets].sum().double()
     model.train(was_training)
-    return (total_nats / total_chars).item()
+    nats_per_char = (total_nats / total_chars).item()
+    if not math.isfinite(nats_per_char):
+        raise ValueError(
+            f"evaluation gave {nats_per_char} nats/char: the model's outputs are not finite (its "
+            "weights hold NaN or inf, e.g. after the training diverged): there is no loss to report"
+        )
+    return nats_per_char
 
 
 @dataclass

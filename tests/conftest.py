@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import types
@@ -71,3 +72,13 @@ def load_script(name: str) -> types.ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def overwrite_inside_tensor(path, tensor_name: str, new_bytes: bytes) -> None:
+    """Overwrite bytes in the middle of one tensor's data, leaving the header as it was."""
+    raw = bytearray(path.read_bytes())
+    header_length = int.from_bytes(raw[:8], "little")
+    start, end = json.loads(raw[8 : 8 + header_length])[tensor_name]["data_offsets"]
+    at = 8 + header_length + start + (end - start) // 2 // 4 * 4  # a float32's first byte
+    raw[at : at + len(new_bytes)] = new_bytes
+    path.write_bytes(bytes(raw))

@@ -12,7 +12,7 @@ from mingrok.checkpoint import (
     save_checkpoint,
 )
 
-from .conftest import tiny_config
+from .conftest import overwrite_inside_tensor, tiny_config
 
 
 def _saved(tmp_path, **changes):
@@ -101,3 +101,59 @@ def test_training_tensors_round_trip_under_their_checkpoint_names():
         "rng.data",
     ]
     assert checkpoint_module.split_training_tensors(tensors) == (optimizer_state, generators)
+
+
+def test_four_bytes_overwritten_inside_a_tensor_are_refused(tmp_path):
+    from safetensors.torch import load_file
+
+    _, path = _saved(tmp_path)
+    overwrite_inside_tensor(path, "model.layers.0.moe.w_gate", b"\x00\x00\xc0\x7f")  # a float32 NaN
+    assert torch.isnan(load_file(path)["model.layers.0.moe.w_gate"]).any()  # safetensors reads it
+    with pytest.raises(CheckpointError, match="is corrupt") as error:
+        read_checkpoint(path)
+    assert str(path) in str(error.value)
+    with pytest.raises(CheckpointError, match="is corrupt"):
+        load_model(path)
+
+
+def test_a_finite_change_inside_a_tensor_is_refused_too(tmp_path):
+    _, path = _saved(tmp_path)
+    overwrite_inside_tensor(path, "model.embed.weight", b"\x00\x00\x80\x3f")  # 1.0: still a number
+    with pytest.raises(CheckpointError, match="is corrupt"):
+        read_checkpoint(path)
+
+
+def test_the_checksum_covers_names_dtypes_shapes_and_bytes():
+    tensors = {"a": torch.arange(6, dtype=torch.float32), "b": torch.ones(2, 2)}
+    digest = checkpoint_module.tensor_checksum(tensors)
+    reordered = {"b": torch.ones(4, 2)[::2], "a": torch.arange(6.0)}  # a strided view, other order
+    assert checkpoint_module.tensor_checksum(reordered) == digest
+    changed = [
+        {"c": tensors["a"], "b": tensors["b"]},  # renamed
+        {"a": tensors["a"].reshape(2, 3), "b": tensors["b"]},  # same bytes, another shape
+        {"a": tensors["a"].view(torch.int32), "b": tensors["b"]},  # same bytes, another dtype
+        {"a": tensors["a"] + torch.eye(1, 6)[0], "b": tensors["b"]},  # one value
+    ]
+    assert all(checkpoint_module.tensor_checksum(other) != digest for other in changed)
+
+
+def test_a_checkpoint_without_a_checksum_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    model = MinGrok(tiny_config())
+    path = tmp_path / "old.safetensors"
+    tensors = {"model." + k: v.contiguous() for k, v in model.state_dict().items()}
+    header = {"format": checkpoint_module.FORMAT, "config": model.config.to_json()}
+    save_file(tensors, path, metadata=header)
+    with pytest.raises(CheckpointError, match="no 'tensors_sha256'"):
+        read_checkpoint(path)
+
+
+def test_weights_saved_with_nan_are_refused_when_loaded(tmp_path):
+    model = MinGrok(tiny_config())
+    with torch.no_grad():
+        model.layers[1].attention.query.weight[0, 0] = float("inf")
+    path = save_checkpoint(tmp_path / "diverged.safetensors", model, tokenizer_name="test-tok")
+    read_checkpoint(path)  # the file is exactly what was saved ...
+    with pytest.raises(CheckpointError, match=r"layers\.1\.attention\.query\.weight.*diverged"):
+        load_model(path)  # ... but no model can be made of it

@@ -6,11 +6,18 @@ import sys
 
 import pytest
 
-from mingrok.__main__ import CHECKPOINT_NAME, HISTORY_NAME, MODEL_NAME, build_parser, main
+from mingrok.__main__ import (
+    CHECKPOINT_NAME,
+    HISTORY_NAME,
+    MODEL_NAME,
+    SAMPLE_THREADS,
+    build_parser,
+    main,
+)
 from mingrok.checkpoint import read_checkpoint
 from mingrok.train import TrainConfig
 
-from .conftest import REPO, tiny_config
+from .conftest import REPO, overwrite_inside_tensor, tiny_config
 
 TINY_TRAIN = ["--steps", "6", "--batch-size", "2", "--warmup-steps", "2", "--eval-interval", "3"]
 TINY_EVAL = ["--eval-windows", "4", "--quiet", "--device", "cpu"]
@@ -107,3 +114,78 @@ def test_bad_values_give_an_error_message_not_a_traceback(tmp_path, capsys):
         main(["eval", "--checkpoint", str(tmp_path / "nothing.safetensors")])
     assert exit_info.value.code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "2.5", "many"])
+def test_bad_thread_counts_are_refused_like_any_bad_number(bad, capsys):
+    for command in (["sample"], ["eval"], ["train", "--out", "never-written"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--threads", bad])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert f"argument --threads: expected a whole number of at least 1, got '{bad}'" in error
+        assert "Traceback" not in error
+
+
+def test_sampling_defaults_to_one_thread_and_batches_to_torchs_default():
+    parser = build_parser()
+    assert parser.parse_args(["sample"]).threads == SAMPLE_THREADS == 1
+    assert parser.parse_args(["eval"]).threads is None  # torch's own: one per core
+    assert parser.parse_args(["train", "--out", "x"]).threads is None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sample", "--temperature", "0", "--max-new-tokens", "3"],
+        ["sample", "--max-new-tokens", "3"],
+        ["eval", "--max-windows", "3"],
+    ],
+)
+def test_a_corrupted_checkpoint_is_refused_with_the_file_named(command, tmp_path, capsys):
+    from mingrok import MinGrok
+    from mingrok.checkpoint import save_checkpoint
+    from mingrok.tokenizer import MinGrokTokenizer
+
+    model = MinGrok(tiny_config(vocab_size=128, max_seq_len=16))
+    path = save_checkpoint(
+        tmp_path / "model.safetensors", model, tokenizer_name=MinGrokTokenizer().name
+    )
+    overwrite_inside_tensor(path, "model.layers.0.moe.w_out", b"\x00\x00\xc0\x7f")  # a NaN
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--checkpoint", str(path)])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert f"error: checkpoint {str(path)!r} is corrupt" in captured.err
+    assert "nats/char" not in captured.out
+
+
+def test_sample_streams_tokens_while_it_is_still_generating():
+    """A long request shows text long before it ends: read the first tokens, then stop it."""
+    prompt = "ROMEO:"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mingrok",
+            "sample",
+            "--prompt",
+            prompt,
+            "--max-new-tokens",
+            "1000000",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        text = b""
+        while len(text) < len(prompt) + 40:
+            chunk = process.stdout.read1(4096)
+            assert chunk, "sample exited before streaming 40 characters"
+            text += chunk
+        assert process.poll() is None  # a million tokens take minutes: it is still running
+    finally:
+        process.kill()
+        process.wait()
+    assert text.decode().startswith(prompt) and len(text.decode().strip()) > len(prompt)

@@ -44,6 +44,32 @@ def test_greedy_ids_equal_with_and_without_cache():
     assert len(with_cache) == 20
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_on_token_sees_each_step_before_the_next_is_computed(use_cache, monkeypatch):
+    model = _model()
+    prompts = [[7, 8, 9], [4, 5]]
+    events: list[tuple[str, list[int]]] = []
+    real_forward = model.forward
+
+    def forward(*args, **kwargs):
+        events.append(("forward", []))
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", forward)
+    new = generate(
+        model,
+        prompts,
+        5,
+        seed=2,
+        use_cache=use_cache,
+        on_token=lambda ids: events.append(("token", ids.tolist())),
+    )
+    tokens = [ids for kind, ids in events if kind == "token"]
+    assert tokens == [list(step) for step in zip(*new, strict=True)]  # [B] per step, in order
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["forward", "token"] * 5  # each step's ids arrive before the next forward
+
+
 def test_batched_prompts_of_different_lengths_match_single_prompts():
     model = _model()
     prompts = [[7, 8, 9, 10, 11, 12], [4], [20, 21, 22]]

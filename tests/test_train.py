@@ -162,6 +162,16 @@ def test_evaluation_covers_every_token_but_the_first_once_in_full_context_window
     assert expected_chars == pytest.approx(char_lengths[ids[1:]].sum().item())
 
 
+def test_evaluation_of_a_model_with_nan_weights_raises_instead_of_reporting_nan():
+    model = MinGrok(tiny_config(vocab_size=VOCAB))
+    ids, char_lengths = torch.randint(0, VOCAB, (30,)), torch.ones(VOCAB)
+    assert math.isfinite(evaluate_nats_per_char(model, ids, char_lengths))
+    with torch.no_grad():
+        model.layers[0].moe.w_out[1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="nan nats/char: the model's outputs are not finite"):
+        evaluate_nats_per_char(model, ids, char_lengths)
+
+
 def test_char_lengths_of_the_mingrok_tokenizer():
     tokenizer = MinGrokTokenizer()
     lengths = token_char_lengths(tokenizer)

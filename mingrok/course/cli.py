@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..arguments import positive
+
 
 def add_course_parser(subparsers: argparse._SubParsersAction) -> None:
     course = subparsers.add_parser(
@@ -54,8 +56,8 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         metavar="YAML",
         help="`parameters:` (fixed), `grid:` (lists, one run per combination), `chapters:`",
     )
-    parser.add_argument("--jobs", type=_positive, default=1, help="runs at the same time (1)")
-    parser.add_argument("--timeout", type=_positive, default=None, help="seconds per run (none)")
+    parser.add_argument("--jobs", type=positive, default=1, help="runs at the same time (1)")
+    parser.add_argument("--timeout", type=positive, default=None, help="seconds per run (none)")
     parser.add_argument("--out", type=Path, help="a new folder (default runs/course/<time>)")
     _add_chapters_folder(parser)
     parser.set_defaults(run=run_command)
@@ -92,13 +94,13 @@ def _add_grade(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION")
     parser.add_argument("--chapter", help="grade every submission with this chapter (number/name)")
     _add_chapters_folder(parser)
-    parser.add_argument("--jobs", type=_positive, default=1, help="notebooks at the same time (1)")
+    parser.add_argument("--jobs", type=positive, default=1, help="notebooks at the same time (1)")
     parser.add_argument(
-        "--timeout", type=_positive, default=600, help="seconds for all of a notebook's cells (600)"
+        "--timeout", type=positive, default=600, help="seconds for all of a notebook's cells (600)"
     )
     parser.add_argument(
         "--cell-timeout",
-        type=_positive,
+        type=positive,
         default=120,
         help="seconds for any one cell or check (120)",
     )
@@ -139,16 +141,6 @@ def _add_chapters_folder(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where the chapters are (chapters)",
     )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
 
 
 def run_command(args: argparse.Namespace) -> int:
