@@ -1,13 +1,13 @@
 """Generation speed of the shipped model: tokens/s for 500 new tokens, fused step vs eager step.
 
 Both paths use the KV cache and feed one token per step; the eager one runs ``MinGrok.forward``
-(about 600 small ops per token), the fused one :class:`mingrok.decode.FusedDecoder` (the same
-logits from about 190 ops and rearranged weights). The two run in turn, round after round, so
-background load hits both; each round's ratio is fused/eager speed, and the median ratio is the
-figure to quote on a busy machine. Target for the fused path: ≥ 1000 tokens/s, batch 1. A step
-works on one position, ops far too small to split across threads: it is measured with 1 and with
-2 torch threads (on a busy machine 2 threads can be much slower, each op waiting for the other
-core).
+(about 1,600 ATen calls per token, as ``torch.profiler`` counts them), the fused one
+:class:`mingrok.decode.FusedDecoder` (the same logits from about 600 calls and rearranged weights).
+The two run in turn, round after round, so background load hits both; each round's ratio is
+fused/eager speed, and the median ratio is the figure to quote on a busy machine. Target for the
+fused path: ≥ 1000 tokens/s, batch 1. A step works on one position, ops far too small to split
+across threads: it is measured with 1 and with 2 torch threads (on a busy machine 2 threads can be
+much slower, each op waiting for the other core).
 
     python benchmarks/bench_generate.py                  # 500 tokens, 1 and 2 threads
     python benchmarks/bench_generate.py --without-cache  # also the uncached loop (slow)
