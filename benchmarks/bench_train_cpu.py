@@ -67,9 +67,10 @@ def main() -> None:
             trainer.step(progress=trained / args.seconds)
             trained += time.perf_counter() - started
         nats = trainer.evaluate()
+        tokens = trainer.step_index * recipe.batch_size * SHAKESPEARE.max_seq_len
         print(
             f"t = {mark:5.0f} s  step {trainer.step_index:5d}  val {nats:.4f} nats/char "
-            f"({nats / math.log(2):.4f} bits/char)",
+            f"({nats / math.log(2):.4f} bits/char), {tokens / trained:.0f} training tokens/s",
             flush=True,
         )
     target = 1.80

@@ -48,6 +48,26 @@ def expert_ffn(
     return hidden @ w_out.to(wide)
 
 
+class _PermuteRows(torch.autograd.Function):
+    """rows[permutation], whose gradient is grad[inverse]: a gather both ways.
+
+    Autograd's own backward of an index is a scatter-add (``index_add_``/``index_put_`` with
+    accumulation), which costs several times a gather on a CPU; a permutation needs no accumulation.
+    The gather is ``F.embedding``, a row lookup, measured 2-10x faster than ``index_select`` or
+    ``rows[permutation]`` on a CPU (16384 rows of 96 floats).
+    """
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor, permutation: torch.Tensor, inverse: torch.Tensor):
+        ctx.save_for_backward(inverse)
+        return F.embedding(permutation, rows)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (inverse,) = ctx.saved_tensors
+        return F.embedding(inverse, grad), None, None
+
+
 def sparse_moe(
     x: torch.Tensor,
     experts: torch.Tensor,
@@ -59,10 +79,13 @@ def sparse_moe(
     """x [N, D], experts/gates [N, k] → [N, D], running each expert only on its own rows.
 
     1. flatten the N·k (token, slot) pairs and sort them by expert (stable, so ties keep order);
+       each token's row, repeated k times, is permuted into that order;
     2. one matmul chain per expert over its contiguous block of rows;
-    3. un-sort into [N, k, D] and take the gate-weighted sum over the k slots.
+    3. permute back into [N, k, D] and take the gate-weighted sum over the k slots.
 
-    A single token (one generation step) skips the grouping and calls its k experts directly.
+    Both permutations are gathers whose gradients are gathers by the inverse permutation
+    (:class:`_PermuteRows`). A single token (one generation step) skips the grouping and calls its
+    k experts directly.
     """
     num_tokens, top_k = experts.shape
     if num_tokens == 1:  # one token (a generation step): run its k experts, nothing to group
@@ -71,18 +94,22 @@ def sparse_moe(
         )
         return (gates.to(slots.dtype)[0, :, None] * slots).sum(dim=0, keepdim=True)
     flat_experts = experts.reshape(-1)
-    order = torch.argsort(flat_experts, stable=True)
+    order = torch.argsort(flat_experts, stable=True)  # sorted position → (token, slot) pair
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order), device=order.device)  # (token, slot) → sorted position
     rows_per_expert = torch.bincount(flat_experts, minlength=w_gate.shape[0]).tolist()
-    routed = x[order // top_k]  # [N·k, D], grouped by expert
+    repeated = x[:, None].expand(-1, top_k, -1).reshape(num_tokens * top_k, -1)
+    routed = _PermuteRows.apply(repeated, order, rank)  # [N·k, D], grouped by expert
+    # unbind: one backward (a stack) for each weight, where indexing w[e] per expert would add
+    # a full-size zero gradient per expert
+    per_expert = zip(w_gate.unbind(), w_value.unbind(), w_out.unbind(), strict=True)
     outputs = [
-        expert_ffn(block, w_gate[e], w_value[e], w_out[e])
-        for e, block in enumerate(routed.split(rows_per_expert))
+        expert_ffn(block, *weights)
+        for block, weights in zip(routed.split(rows_per_expert), per_expert, strict=True)
         if block.shape[0]
     ]
     sorted_out = torch.cat(outputs)
-    unsorted = torch.empty_like(sorted_out)
-    unsorted[order] = sorted_out
-    slots = unsorted.view(num_tokens, top_k, -1)
+    slots = _PermuteRows.apply(sorted_out, rank, order).view(num_tokens, top_k, -1)
     return (gates.to(slots.dtype)[..., None] * slots).sum(dim=1)  # Σ_j g_j · FFN_{e_j}(x)
 
 

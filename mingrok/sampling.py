@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .config import is_whole_number
+from .decode import FusedDecoder
+from .decode import supports as supports_fused
 from .kv_cache import KVCache
 from .model import MinGrok
 
@@ -80,6 +82,7 @@ def generate(
     seed: int | None = None,
     *,
     use_cache: bool = True,
+    fused: bool = True,
     on_token: Callable[[torch.Tensor], None] | None = None,
 ) -> list[int] | list[list[int]] | torch.Tensor:
     """Continue ``prompt_ids`` by ``max_new_tokens`` tokens; return only the new ids.
@@ -89,8 +92,11 @@ def generate(
     Prompts longer than the context keep their last ``max_seq_len`` tokens. ``seed`` fixes the
     draws (None: a fresh random seed). ``use_cache=False`` recomputes the last ``max_seq_len``
     tokens at every step: the same logits while the text fits in the context, and the teaching
-    baseline that shows what the cache saves. ``on_token`` is called with each step's ids [B] as
-    soon as they are chosen, before the next step runs: the command line streams text with it.
+    baseline that shows what the cache saves. With the cache, one float32 sequence decodes through
+    :class:`mingrok.decode.FusedDecoder` (the same logits from a third of the ops); ``fused=False``
+    takes the eager step, ``model(token, cache=cache)``, which every other case uses. ``on_token``
+    is called with each step's ids [B] as soon as they are chosen, before the next step runs: the
+    command line streams text with it.
     """
     _check_sampling_args(model, max_new_tokens, temperature, top_k, top_p)
     as_tensor = isinstance(prompt_ids, torch.Tensor)
@@ -108,9 +114,14 @@ def generate(
             on_token(chosen)
         return chosen
 
-    decode = _decode_with_cache if use_cache else _decode_without_cache
     was_training = model.training
     model.eval()
+    if not use_cache:
+        decode = _decode_without_cache
+    elif fused and supports_fused(model, tokens.shape[0]):
+        decode = _decode_fused
+    else:
+        decode = _decode_with_cache
     try:
         new = decode(model, tokens, input_mask, max_new_tokens, choose)  # [B, N]
     finally:
@@ -127,6 +138,18 @@ def _decode_with_cache(model, tokens, input_mask, max_new_tokens, choose) -> tor
     for step in range(max_new_tokens):
         if step:  # decode: the previous token, at the next position
             logits = model(new_tokens[-1][:, None], cache=cache).logits[:, -1]
+        new_tokens.append(choose(logits))
+    return _stacked(new_tokens, tokens)
+
+
+def _decode_fused(model, tokens, input_mask, max_new_tokens, choose) -> torch.Tensor:
+    """One sequence: prefill through the model, then each token through :class:`FusedDecoder`."""
+    decoder = FusedDecoder(model)
+    logits = decoder.prefill(tokens)
+    new_tokens: list[torch.Tensor] = []
+    for step in range(max_new_tokens):
+        if step:
+            logits = decoder.step(new_tokens[-1])
         new_tokens.append(choose(logits))
     return _stacked(new_tokens, tokens)
 

@@ -1,0 +1,257 @@
+"""Fast one-token decoding: the function of ``MinGrok.forward`` on one new token, in fewer ops.
+
+A cached generation step works on one position, so every matmul is a matrix-vector product and
+the eager step's time goes to launching ops (about 1,600 ATen calls as ``torch.profiler`` counts
+them, nested ones included, a few µs each) and to reading the expert weights, not to arithmetic.
+:class:`FusedDecoder` computes the same step with about 600 such calls, from weights rearranged
+once when it is built (the model's parameters and state dict are untouched):
+
+* q, k, v **and the RoPE partners** come from one matmul. ``rotate_half`` is a signed permutation
+  of a head's output rows, so it folds into a copy of the weight, and RoPE becomes
+  ``q' = q ⊙ cos θ + (x W_rot) ⊙ sin θ``, one multiply and one fused multiply-add, with cos and
+  sin read from a table.
+* The query comes out in per-group blocks ([G·d, H], zeros outside a head's own KV group), so the
+  scores of all heads are one matmul with the cached keys [S, G·d], and the output projection reads
+  the same blocks: grouped-query attention without a reshape or a copy.
+* The query rows are prescaled by m/c (attention multiplier over the soft-cap), so that the
+  capped logit c·tanh(q·k·m/c) costs one tanh and one multiply.
+* RMSNorm's scale folds into the matrix that reads the norm, and 1/rms is one dot product; the
+  embedding multiplier √D and the output multiplier 1/√3 fold into copies of the tied embedding.
+* Each expert's gate and value matrices are concatenated ([D, 2F], one matmul per chosen expert),
+  and the k outputs are weighted and summed by one [1, k] × [k, D] product.
+* The KV cache is a ring (no shifting once the context is full).
+
+The arithmetic is the eager path's up to float rounding (the logits agree within 1e-4 in float32,
+``tests/test_decode.py``). It covers the case the course generates in: one sequence (batch 1,
+nothing padded) of a float32 model in eval mode; :func:`supports` says when, and
+:func:`mingrok.generate` takes the eager path otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .config import MinGrokConfig
+from .kv_cache import KVCache
+from .model import MinGrok
+from .moe import gelu_tanh
+from .rope import rope_inverse_frequencies
+
+
+def supports(model: MinGrok, batch_size: int) -> bool:
+    """True when :class:`FusedDecoder` computes ``model``'s step: batch 1, float32, eval mode.
+
+    Batch 1 has no padding to mask; other dtypes keep their own casts (norms and RoPE in float32,
+    say), which the eager path owns; training mode has dropout and router noise.
+    """
+    weight = model.embed.weight
+    # moe_bf16_casts (grok-1's two hard-coded bf16 casts in a float32 model) is the eager MoE's
+    # own numerics too; the field comes with issue 13's bf16 work, hence getattr
+    casts = getattr(model.config, "moe_bf16_casts", False)
+    return batch_size == 1 and weight.dtype == torch.float32 and not model.training and not casts
+
+
+def _rotate_half_rows(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Rows [H·d, D] of a projection → the rows whose outputs are rotate_half of its outputs.
+
+    rotate_half maps each head's [x1, x2] to [−x2, x1]; on the rows producing them, that is the
+    same swap with a sign.
+    """
+    heads = weight.view(num_heads, -1, weight.shape[-1])
+    first, second = heads.chunk(2, dim=1)
+    return torch.cat((-second, first), dim=1).reshape_as(weight)
+
+
+def _per_group_blocks(rows: torch.Tensor, config: MinGrokConfig) -> torch.Tensor:
+    """Rows [H·d, C] indexed (head n, dim i) → rows [G·d·H, C] indexed (group g, dim i, head n):
+    row n·d+i where g is n's KV group (g = n // (H/G)), zero elsewhere.
+
+    A query laid out so, viewed [G·d, H], multiplies the cached keys [S, G·d] in one matmul:
+    (K Q)[s, n] = Σ_i K[s, g(n), i] q[n, i], each head reading only its own group's keys.
+    """
+    heads, kv_heads, head_dim = config.num_q_heads, config.num_kv_heads, config.head_dim
+    blocks = rows.new_zeros(kv_heads, head_dim, heads, rows.shape[-1])
+    per_head = rows.view(heads, head_dim, -1)
+    for head in range(heads):
+        blocks[head // config.queries_per_kv_head, :, head] = per_head[head]
+    return blocks.reshape(-1, rows.shape[-1])
+
+
+@dataclass(frozen=True)
+class _LayerWeights:
+    """One decoder layer's weights, rearranged for a one-token step (see the module docstring).
+
+    Each matrix is stored [inputs, outputs] (x @ W, the fast layout for one row), and a pre-norm's
+    scale s is folded into the rows of the matrices that read it: (x/r ⊙ s) W = (x/r)(diag(s) W).
+    """
+
+    qkv_rot: torch.Tensor  # [D, 2R + G·d], R = G·d·H + G·d: (q·m/c in blocks, k), rotated, v
+    out: torch.Tensor  # [G·d·H, D]: attention's output projection in the same blocks
+    post_attention: torch.Tensor  # [D]: post-norm scale
+    router: torch.Tensor  # [D, E]
+    gate_value: list[torch.Tensor]  # per expert [D, 2F]: W_e | V_e
+    expert_out: list[torch.Tensor]  # per expert [F, D]: U_e
+    post_moe: torch.Tensor  # [D]
+
+    @classmethod
+    def of(cls, layer, config: MinGrokConfig) -> _LayerWeights:
+        attention, moe = layer.attention, layer.moe
+        query = attention.query.weight * (config.attn_scale / config.attn_logit_softcap)
+        key = attention.key.weight
+        qkv_rot = torch.cat(
+            [
+                _per_group_blocks(query, config),
+                key,
+                _per_group_blocks(_rotate_half_rows(query, config.num_q_heads), config),
+                _rotate_half_rows(key, config.num_kv_heads),
+                attention.value.weight,
+            ]
+        )
+        pre_moe = layer.pre_moe_norm.scale[:, None]
+        return cls(
+            qkv_rot=(qkv_rot * layer.pre_attention_norm.scale).t().contiguous(),
+            out=_per_group_blocks(attention.out.weight.t(), config),
+            post_attention=layer.post_attention_norm.scale.clone(),
+            router=moe.router.linear.weight.t() * pre_moe,
+            gate_value=[
+                torch.cat([gate, value], dim=1) * pre_moe
+                for gate, value in zip(moe.w_gate, moe.w_value, strict=True)
+            ],
+            expert_out=[w.clone() for w in moe.w_out],
+            post_moe=layer.post_moe_norm.scale.clone(),
+        )
+
+
+def _inverse_rms(x: torch.Tensor, eps: float) -> float:
+    """1/√(mean(x²) + ε) of a row x [1, D], as a number: one dot product, the rest in Python
+    (F.rms_norm costs ~20 µs on a row this small; this, ~4)."""
+    flat = x.view(-1)
+    return 1 / math.sqrt(float(torch.dot(flat, flat)) / flat.numel() + eps)
+
+
+class _RopeTable:
+    """cos and sin of position · θ_i for every rotated value of the fused projection, per
+    position: (g, i, n) of the query blocks and (g, i) of the keys read θ_i (i < d/2) or θ_{i−d/2},
+    the split-half pairing of :func:`mingrok.rope.apply_rope`. Computed for a block of positions
+    at once, extended when generation goes past it."""
+
+    def __init__(self, config: MinGrokConfig, device: torch.device) -> None:
+        inverse = rope_inverse_frequencies(config.head_dim, config.rope_base, device=device)
+        inverse = torch.cat([inverse, inverse])  # [d]
+        groups, heads = config.num_kv_heads, config.num_q_heads
+        query = inverse[None, :, None].expand(groups, -1, heads).reshape(-1)
+        self.inverse_frequencies = torch.cat([query, inverse.repeat(groups)])
+        self.cos = self.sin = self.inverse_frequencies[None, :0]
+        self.block = config.max_seq_len
+
+    def at(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if position >= len(self.cos):
+            size = (position // self.block + 1) * self.block
+            positions = torch.arange(size, device=self.cos.device, dtype=torch.float32)
+            phase = positions[:, None] * self.inverse_frequencies
+            self.cos, self.sin = torch.cos(phase), torch.sin(phase)
+        return self.cos[position], self.sin[position]
+
+
+class FusedDecoder:
+    """One sequence's generation state: a ring-buffer KV cache and the rearranged weights.
+
+    ``prefill(tokens)`` runs the prompt through the model itself (one pass, :class:`KVCache`) and
+    keeps its keys and values; each ``step(token)`` then gives the logits [1, V] that
+    ``model(token[:, None], cache=cache)`` gives, and remembers the token's key and value.
+
+    The cache is a ring: past ``capacity`` tokens, the new key overwrites the oldest one. The
+    eager :class:`KVCache` shifts every key down instead; softmax does not care where a key sits,
+    and RoPE has already written its position into it, so both attend to the same keys.
+
+    Built from a float32 MinGrok in eval mode (:func:`supports`); reads the weights as they are
+    when built, so build a new one after training further.
+    """
+
+    def __init__(self, model: MinGrok, capacity: int | None = None) -> None:
+        if not supports(model, 1):
+            raise ValueError(
+                "FusedDecoder needs a float32 MinGrok in eval mode; got dtype "
+                f"{model.embed.weight.dtype}, training={model.training}"
+            )
+        config = model.config
+        self.model, self.config = model, config
+        self.capacity = capacity or config.max_seq_len
+        with torch.no_grad():
+            embed = model.embed.weight
+            self.embed_in = embed * config.embedding_scale
+            scaled_out = embed * config.output_multiplier * model.final_norm.scale
+            self.embed_out = scaled_out.t().contiguous()  # [D, V], final norm's scale folded in
+            self.layers = [_LayerWeights.of(layer, config) for layer in model.layers]
+        self.rope = _RopeTable(config, embed.device)
+        shape = (config.num_layers, self.capacity, config.num_kv_heads * config.head_dim)
+        self.keys = embed.new_zeros(shape)  # [L, capacity, G·d], rotated keys
+        self.values = embed.new_zeros(shape)
+        self.position = 0  # absolute position of the next token
+        self.filled = 0  # slots in use
+
+    @torch.no_grad()
+    def prefill(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [1, T] (the prompt, T ≤ capacity) → logits [1, V] of its last position."""
+        length = tokens.shape[1]
+        cache = KVCache.for_model(self.model, 1, self.capacity)
+        logits = self.model(tokens, cache=cache).logits[:, -1]
+        for layer in range(self.config.num_layers):
+            self.keys[layer, :length] = cache.keys[layer][0, :length].flatten(1)
+            self.values[layer, :length] = cache.values[layer][0, :length].flatten(1)
+        self.position = self.filled = length
+        return logits
+
+    @torch.no_grad()
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        """token [1] (int) at the next position → logits [1, V] float32."""
+        eps = self.config.rms_norm_eps
+        cos, sin = self.rope.at(self.position)
+        slot = self.position % self.capacity
+        self.filled = min(self.filled + 1, self.capacity)
+        h = F.embedding(token, self.embed_in)  # [1, D]
+        for weights, keys, values in zip(self.layers, self.keys, self.values, strict=True):
+            normed = h * _inverse_rms(h, eps)
+            attended = self._attention(normed, weights, cos, sin, keys, values, slot)
+            h = h + attended * weights.post_attention * _inverse_rms(attended, eps)
+            moe_out = self._moe(h * _inverse_rms(h, eps), weights)
+            h = h + moe_out * weights.post_moe * _inverse_rms(moe_out, eps)
+        self.position += 1
+        return torch.mm(h * _inverse_rms(h, eps), self.embed_out)
+
+    def _attention(self, x, weights: _LayerWeights, cos, sin, keys, values, slot: int):
+        """x [1, D] normalised (scale folded) → attention output [1, D]; stores k, v at
+        ``slot`` of this layer's ring ``keys``/``values`` [capacity, G·d]."""
+        config = self.config
+        query_width = config.num_kv_heads * config.head_dim * config.num_q_heads
+        rotated_width = len(cos)
+        projected = torch.mm(x, weights.qkv_rot)[0]
+        plain, partner, value = projected.split([rotated_width, rotated_width, keys.shape[1]])
+        rotated = torch.addcmul(plain * cos, partner, sin)  # RoPE: x cos θ + rotate_half(x) sin θ
+        keys[slot] = rotated[query_width:]
+        values[slot] = value
+        keys, values = keys[: self.filled], values[: self.filled]
+        query = rotated[:query_width].view(keys.shape[1], config.num_q_heads)
+        logits = torch.mm(keys, query)  # [S, H], already × m/c
+        probs = torch.softmax(torch.tanh(logits).mul_(config.attn_logit_softcap), dim=0)
+        out = torch.mm(values.t(), probs)  # [G·d, H]: head n's output in its group's rows
+        return torch.mm(out.view(1, -1), weights.out)
+
+    def _moe(self, x, weights: _LayerWeights) -> torch.Tensor:
+        """x [1, D] normalised (scale folded) → Σ_j g_j · FFN_{e_j}(x) [1, D]."""
+        config = self.config
+        probs = torch.softmax(torch.mm(x, weights.router), dim=-1)
+        gates, experts = probs.topk(config.num_experts_per_token, dim=-1)
+        if config.renormalize_gates:
+            gates = gates / gates.sum(dim=-1, keepdim=True)
+        ffn = config.ffn_dim
+        outputs = []
+        for expert in experts[0].tolist():
+            gate_value = torch.mm(x, weights.gate_value[expert])
+            hidden = gelu_tanh(gate_value[:, :ffn]) * gate_value[:, ffn:]
+            outputs.append(torch.mm(hidden, weights.expert_out[expert]))
+        return torch.mm(gates, torch.cat(outputs))
