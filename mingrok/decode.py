@@ -49,9 +49,8 @@ def supports(model: MinGrok, batch_size: int) -> bool:
     say), which the eager path owns; training mode has dropout and router noise.
     """
     weight = model.embed.weight
-    # moe_bf16_casts (grok-1's two hard-coded bf16 casts in a float32 model) is the eager MoE's
-    # own numerics too; the field comes with issue 13's bf16 work, hence getattr
-    casts = getattr(model.config, "moe_bf16_casts", False)
+    # moe_bf16_casts (grok-1's two hard-coded bf16 casts in a float32 model) are the eager MoE's
+    casts = model.config.moe_bf16_casts
     return batch_size == 1 and weight.dtype == torch.float32 and not model.training and not casts
 
 
