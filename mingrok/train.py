@@ -283,6 +283,7 @@ class Trainer:
             batch_size=self.config.eval_batch_size,
             max_windows=self.config.eval_windows,
         )
+        self.parallel.reshard(self.model)
         self.history.eval_step.append(self.step_index)
         self.history.val_nats_per_char.append(value)
         return value

@@ -65,6 +65,12 @@ class DataParallel:
         device_ids = [self.run.device] if self.run.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids)
 
+    def reshard(self, model: nn.Module) -> None:
+        """After a forward pass with no backward (an evaluation) FSDP2 leaves the root's weights
+        gathered; shard them again, so that the module's parameters are the optimizer's."""
+        if self.sharded and self.run.distributed:
+            model.reshard()
+
     def this_rank(self, batch: torch.Tensor) -> torch.Tensor:
         """This rank's rows of a global batch [B, …]."""
         rows = self.rank_batch_size(batch.shape[0])
