@@ -103,14 +103,17 @@ class DataParallel:
         return total
 
     def gather_states(self, states: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every rank's generator states, rank r > 0's under ``rank<r>.<name>`` (collective)."""
+        """Every rank's generator states, rank r > 0's under ``rank<r>.<name>`` (collective).
+
+        The batch generator (``data``) is the same on every rank: rank 0's is kept alone."""
         if not self.run.distributed:
             return states
         everyone: list[dict[str, torch.Tensor] | None] = [None] * self.world_size
         dist.all_gather_object(everyone, states)
-        gathered = dict(states if self.run.is_main else everyone[0])
+        gathered = dict(everyone[0])
         for rank, theirs in enumerate(everyone[1:], start=1):
-            gathered |= {f"rank{rank}.{name}": state for name, state in theirs.items()}
+            own = {name: state for name, state in theirs.items() if name != "data"}
+            gathered |= {f"rank{rank}.{name}": state for name, state in own.items()}
         return gathered
 
     def state_name(self, name: str) -> str:
