@@ -210,8 +210,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .config import SHAKESPEARE, MinGrokConfig
     from .device import resolve_device
     from .model import MinGrok
-    from .parallel import init_distributed, shutdown_distributed
-    from .parallel.data_parallel import DataParallel
+    from .parallel import DataParallel, init_distributed, shutdown_distributed
     from .train import TrainConfig, Trainer
 
     run = init_distributed(resolve_device(args.device))  # torchrun's group, or this process
@@ -236,14 +235,16 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         trainer.load_state(checkpoint.training_state, checkpoint.metadata)
 
-    def save(trainer: Trainer, path: Path = checkpoint_path, **metadata: Any) -> None:
-        """Every rank gathers (sharded tensors, generator states); rank 0 alone writes."""
-        training = {} if metadata else {"extra_tensors": trainer.state_tensors()}
-        whole = trainer.whole_model()
+    def save(trainer: Trainer) -> None:
+        """Every rank gathers (sharded tensors, every rank's generators); rank 0 alone writes."""
+        tensors, whole = trainer.state_tensors(), trainer.whole_model()
         if run.is_main:
-            metadata = metadata or trainer.state_metadata()
             save_checkpoint(
-                path, whole, tokenizer_name=tokenizer.name, metadata=metadata, **training
+                checkpoint_path,
+                whole,
+                tokenizer_name=tokenizer.name,
+                metadata=trainer.state_metadata(),
+                extra_tensors=tensors,
             )
 
     if run.is_main:
@@ -253,8 +254,14 @@ def run_train(args: argparse.Namespace) -> int:
         )
     history = trainer.run(quiet=args.quiet, on_evaluate=save)
     summary = _summary(trainer, args.command_line)
-    save(trainer, out / MODEL_NAME, train_config=train_config.to_dict(), summary=summary)
+    whole = trainer.whole_model()
     if run.is_main:
+        save_checkpoint(
+            out / MODEL_NAME,
+            whole,
+            tokenizer_name=tokenizer.name,
+            metadata={"train_config": train_config.to_dict(), "summary": summary},
+        )
         (out / HISTORY_NAME).write_text(json.dumps(_rounded(history.to_dict())) + "\n")
         print(json.dumps(summary, indent=1))
     shutdown_distributed()
