@@ -6,28 +6,36 @@
   :class:`mingrok.train.Trainer` uses under torchrun);
 * :mod:`.launch`: joining torchrun's process group (gloo on CPUs, NCCL on GPUs);
 * :mod:`.compare`: the sharded model against the single-process one, from a notebook.
+
+The names below load their module on first use: DTensor's import (sympy included) takes about a
+second, which training in one process, through :mod:`mingrok.train`, should never pay.
 """
 
-from .compare import ShardedComparison, compare_sharded
-from .data_parallel import DataParallel
-from .expert import ExpertParallelMoE, expert_parallel
-from .launch import DistributedRun, init_distributed, shutdown_distributed
-from .strategy import STRATEGIES, check_strategy, parallelize
-from .tensor import TensorParallelMoE, tensor_parallel, tensor_parallel_config
+from __future__ import annotations
 
-__all__ = [
-    "STRATEGIES",
-    "DataParallel",
-    "DistributedRun",
-    "ExpertParallelMoE",
-    "ShardedComparison",
-    "TensorParallelMoE",
-    "check_strategy",
-    "compare_sharded",
-    "expert_parallel",
-    "init_distributed",
-    "parallelize",
-    "shutdown_distributed",
-    "tensor_parallel",
-    "tensor_parallel_config",
-]
+import importlib
+from typing import Any
+
+_HOME = {
+    "ShardedComparison": "compare",
+    "compare_sharded": "compare",
+    "DataParallel": "data_parallel",
+    "ExpertParallelMoE": "expert",
+    "expert_parallel": "expert",
+    "DistributedRun": "launch",
+    "init_distributed": "launch",
+    "shutdown_distributed": "launch",
+    "STRATEGIES": "strategy",
+    "check_strategy": "strategy",
+    "parallelize": "strategy",
+    "TensorParallelMoE": "tensor",
+    "tensor_parallel": "tensor",
+    "tensor_parallel_config": "tensor",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.tensor import DTensor, distribute_tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from ..model import MinGrok, MinGrokOutput
@@ -120,14 +119,19 @@ class DataParallel:
         """The checkpoint name of this rank's generator ``name`` (see :meth:`gather_states`)."""
         return name if self.run.is_main else f"rank{self.run.rank}.{name}"
 
-    @staticmethod
-    def full(tensor: torch.Tensor) -> torch.Tensor:
-        """A sharded (DTensor) value gathered whole (collective); a plain one unchanged."""
+    def full(self, tensor: torch.Tensor) -> torch.Tensor:
+        """An FSDP2 shard (a DTensor) gathered whole (collective); anything else unchanged."""
+        if not self.sharded:  # (DTensor's import is slow: only FSDP2 runs need it)
+            return tensor
+        from torch.distributed.tensor import DTensor
+
         return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
 
-    @staticmethod
-    def like(value: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
+    def like(self, value: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
         """A whole saved value laid out as ``parameter`` is (this rank's shard under FSDP2)."""
-        if isinstance(parameter, DTensor):
-            return distribute_tensor(value, parameter.device_mesh, parameter.placements)
+        if self.sharded:
+            from torch.distributed.tensor import DTensor, distribute_tensor
+
+            if isinstance(parameter, DTensor):
+                return distribute_tensor(value, parameter.device_mesh, parameter.placements)
         return value.to(parameter.device)
