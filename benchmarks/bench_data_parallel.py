@@ -8,7 +8,7 @@ Each round trains the shipped model's recipe (the ``shakespeare`` preset, global
 It prints the training wall time per step of each (the history's ``elapsed_s``, process start-up
 excluded) and the medians over the rounds.
 
-    python benchmarks/bench_data_parallel.py --rounds 3 --steps 30
+    python benchmarks/bench_data_parallel.py --rounds 2 --steps 8
 
 On 2 CPU cores, 2 processes cannot be faster than 1 process using both cores: they do the same
 arithmetic on the same two cores, plus an all-reduce of every gradient (1.4 M parameters,
@@ -55,8 +55,8 @@ def seconds_per_step(launcher: list[str], threads: int, steps: int, folder: Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
-    parser.add_argument("--steps", type=int, default=30, help="training steps per run")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
+    parser.add_argument("--steps", type=int, default=8, help="training steps per run")
     args = parser.parse_args()
     timings: dict[str, list[float]] = {way: [] for way in WAYS}
     with tempfile.TemporaryDirectory() as scratch:

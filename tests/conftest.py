@@ -39,9 +39,11 @@ def torchrun(world_size: int, *command: str, timeout: float = 120, **popen) -> s
 
 
 def finished(process: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
-    """Wait for a :func:`torchrun` launch; its (stdout, stderr), or a failure showing stderr."""
+    """Wait for a :func:`torchrun` launch; its (stdout, stderr), or a failure showing the
+    ranks' own error output (torchrun's summary after it says only which rank failed)."""
     out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, err[-3000:]
+    ranks = "\n".join(line for line in err.splitlines() if line.startswith("[rank"))
+    assert process.returncode == 0, (ranks or err)[-4000:]
     return out, err
 
 

@@ -1,17 +1,18 @@
 """Sharded == unsharded, checked inside every rank of a torchrun launch (``test_parallel.py``).
 
-Run as ``torchrun --nproc-per-node R -m tests.distributed_checks``. Each rank builds the three
-models (the course's freshly initialised one, the shipped pretrained one and the reference
-fixture's), keeps an unsharded copy, shards another by every strategy that R allows, runs the
-same tokens through both with a training loss (cross-entropy + the router losses), and asserts
-logits within 1e-5, identical expert choices and equal gradients. Rank 0 prints the largest
-differences as one JSON line. Any failed assertion exits the rank non-zero.
+Run as ``torchrun --nproc-per-node R -m tests.distributed_checks FIXTURE.npz``. Each rank
+builds the three models (the course's freshly initialised one, the shipped pretrained one and
+the reference fixture's), keeps an unsharded copy, shards another by every strategy that R
+allows, runs the same tokens through both with a training loss (cross-entropy + the router
+losses), and asserts logits within 1e-5, identical expert choices and equal gradients. Rank 0
+prints the largest differences as one JSON line. Any failed assertion exits the rank non-zero.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import sys
 
 import torch
 import torch.distributed as dist
@@ -26,19 +27,19 @@ from mingrok.moe import MoELayer
 from mingrok.parallel import STRATEGIES, ExpertParallelMoE, init_distributed, parallelize
 from mingrok.pretrained import load
 
-from .conftest import FIXTURES, tiny_config
+from .conftest import tiny_config
 
 LOGIT_TOLERANCE = 1e-5
 GRADIENT_TOLERANCE = 1e-5
 
 
-def models() -> list[tuple[str, MinGrok, torch.Tensor, torch.Tensor | None]]:
+def models(fixture: str) -> list[tuple[str, MinGrok, torch.Tensor, torch.Tensor | None]]:
     pretrained, tokenizer = load()
     text = ["JULIET:\nO Romeo, Romeo! wherefore art thou", "ROMEO:\nShall I hear more, or sh"]
     tokens = torch.tensor([tokenizer.encode(line)[:20] for line in text])
     torch.manual_seed(0)
     course = MinGrok(SHAKESPEARE)
-    reference = load_reference(FIXTURES / "grok1_tiny_a.npz")
+    reference = load_reference(fixture)
     return [
         ("course", course, tokens, None),
         ("pretrained", pretrained, tokens, None),
@@ -125,7 +126,7 @@ def main() -> None:
     run = init_distributed("cpu")
     mesh = init_device_mesh("cpu", (run.world_size,))
     figures = {}
-    for name, model, tokens, input_mask in models():
+    for name, model, tokens, input_mask in models(sys.argv[1]):
         for strategy, (_, check) in STRATEGIES.items():
             try:
                 check(model.config, run.world_size)

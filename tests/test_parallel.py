@@ -18,14 +18,15 @@ from mingrok.config import GROK1
 from mingrok.parallel import check_strategy, compare_sharded
 from mingrok.parallel.tensor import allowed_tensor_parallel_sizes, tensor_parallel_config
 
-from .conftest import finished, tiny_config, torchrun
+from .conftest import finished, fixture_path, tiny_config, torchrun
 
 MODELS = ("course", "pretrained", "fixture")
 
 
 @pytest.mark.parametrize("world_size", [2, 4])
 def test_sharded_logits_and_gradients_equal_one_process(world_size):
-    out, _ = finished(torchrun(world_size, "-m", "tests.distributed_checks"))
+    fixture = str(fixture_path("grok1_tiny_a.npz"))
+    out, _ = finished(torchrun(world_size, "-m", "tests.distributed_checks", fixture))
     report = json.loads(out.strip().splitlines()[-1])
     assert report["world_size"] == world_size
     figures = report["max_abs_diff"]

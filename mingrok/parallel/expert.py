@@ -56,7 +56,7 @@ class ExpertParallelMoE(nn.Module):
         check_expert_parallel(moe.config, mesh.size())
         if tokens not in TOKEN_LAYOUTS:
             raise ValueError(f"tokens={tokens!r} is unknown; choose one of {TOKEN_LAYOUTS}")
-        self.config, self.mesh, self.tokens = moe.config, mesh, tokens
+        self.mesh, self.tokens = mesh, tokens
         self.router = moe.router
         self.experts_per_rank = moe.config.num_experts // mesh.size()
         first = mesh.get_local_rank() * self.experts_per_rank
