@@ -350,8 +350,9 @@ class Trainer:
         if not self.parallel.sharded or not self.parallel.run.distributed:
             return self.model
         state = {name: self.parallel.full(value) for name, value in self.model.state_dict().items()}
-        whole = MinGrok(self.model.config)
-        whole.load_state_dict(state)
+        with torch.device("meta"):  # no initialisation drawn from (dropout's) global generator
+            whole = MinGrok(self.model.config)
+        whole.load_state_dict(state, assign=True)
         return whole
 
     def _generator_states(self) -> dict[str, torch.Tensor]:
