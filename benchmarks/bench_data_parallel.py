@@ -16,11 +16,12 @@ arithmetic on the same two cores, plus an all-reduce of every gradient (1.4 M pa
 has its own device: on an 8-GPU machine each GPU computes 1/8 of the batch and NCCL's all-reduce
 over NVLink overlaps the backward pass.
 
-Measured on the shared 2-vCPU VM with other jobs running (load average 7; ``--rounds 2
---steps 8``): 1 process, 1 thread 2544–4035 ms/step; 1 process, 2 threads 10796–18408 ms/step
-(its two threads wait for each other on busy cores); 2 processes 1712–1888 ms/step (0.55× the
-time of 1 process). That "speed-up" is the scheduler's, not parallelism's: among other jobs two
-processes get two shares of the CPUs. On idle cores expect 2 processes ≈ 1 process on 2 threads.
+Measured on the shared 2-vCPU VM (torch 2.13, default ``--rounds 2 --steps 8``), load average
+2.8 from other jobs: 1 process, 1 thread 1567–1694 ms/step; 1 process, 2 threads 947–989;
+2 processes 932–969 (medians 951 against 968: the same speed, as expected). Under heavier load
+(load average 7) two threads in one process wait for each other (10.8–18.4 s/step) while two
+processes get two shares of the CPUs (1.7–1.9 s/step against 2.5–4.0 for 1 process, 1 thread):
+a scheduler effect, not a speed-up from parallelism.
 """
 
 from __future__ import annotations
