@@ -35,23 +35,38 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .attention import Attention
 from .config import MinGrokConfig
 from .kv_cache import KVCache
 from .model import MinGrok
-from .moe import gelu_tanh
+from .moe import MoELayer, gelu_tanh
 from .rope import rope_inverse_frequencies
 
 
 def supports(model: MinGrok, batch_size: int) -> bool:
-    """True when :class:`FusedDecoder` computes ``model``'s step: batch 1, float32, eval mode.
+    """True when :class:`FusedDecoder` computes ``model``'s step: batch 1, float32, eval mode,
+    the model's own layers holding whole tensors.
 
     Batch 1 has no padding to mask; other dtypes keep their own casts (norms and RoPE in float32,
-    say), which the eager path owns; training mode has dropout and router noise.
+    say), which the eager path owns; training mode has dropout and router noise. A sharded model
+    (:mod:`mingrok.parallel` swaps in its own MoE modules and DTensor weights) holds only a rank's
+    part of each weight, which the fused weights cannot be built from: its eager step runs.
     """
     weight = model.embed.weight
     # moe_bf16_casts (grok-1's two hard-coded bf16 casts in a float32 model) are the eager MoE's
     casts = model.config.moe_bf16_casts
-    return batch_size == 1 and weight.dtype == torch.float32 and not model.training and not casts
+    own_layers = all(
+        type(layer.attention) is Attention and type(layer.moe) is MoELayer for layer in model.layers
+    )
+    whole = all(type(p) in (torch.Tensor, torch.nn.Parameter) for p in model.parameters())
+    plain = own_layers and whole
+    return (
+        batch_size == 1
+        and weight.dtype == torch.float32
+        and not model.training
+        and not casts
+        and plain
+    )
 
 
 def _rotate_half_rows(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
