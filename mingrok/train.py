@@ -47,7 +47,7 @@ class TrainConfig(Settings):
     """How to train. The defaults are the recipe of the shipped ``shakespeare`` model; each field's
     help is what ``python -m mingrok train --help`` prints for its option."""
 
-    steps: int = setting(1500, "optimizer steps")
+    steps: int = setting(1000, "optimizer steps")
     batch_size: int = setting(16, "windows of text per step")
     learning_rate: float = setting(2e-3, "peak learning rate, reached after the warm-up")
     min_learning_rate: float = setting(2e-4, "learning rate at the end of the cosine")

@@ -22,7 +22,7 @@ def test_shipped_checkpoint_is_small_and_has_the_course_config(shipped):
     assert tokenizer.vocab_size == model.config.vocab_size
     assert not model.training
     summary = read_checkpoint(path).metadata["summary"]
-    assert summary["val_nats_per_char"] <= 1.60
+    assert summary["val_nats_per_char"] <= 1.50  # the target for the shipped model
 
 
 def test_shipped_model_predicts_validation_text_well(shipped):

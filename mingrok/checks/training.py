@@ -35,10 +35,11 @@ def check_nats_per_char(nats_per_char) -> str:
 @exercise("8.2")
 def check_cosine_lr(cosine_lr) -> str:
     """``cosine_lr(step, total_steps, warmup_steps, peak_lr, min_lr)`` = mingrok's schedule."""
-    for steps, warmup, peak, minimum in ((1500, 100, 2e-3, 2e-4), (40, 8, 1.0, 0.0)):
-        config = TrainConfig(
-            steps=steps, warmup_steps=warmup, learning_rate=peak, min_learning_rate=minimum
-        )
+    shipped_recipe = TrainConfig()
+    toy_recipe = TrainConfig(steps=40, warmup_steps=8, learning_rate=1.0, min_learning_rate=0.0)
+    for config in (shipped_recipe, toy_recipe):
+        steps, warmup = config.steps, config.warmup_steps
+        peak, minimum = config.learning_rate, config.min_learning_rate
         for step in range(steps):
             expected = learning_rate_at(step, config)
             got = float(call(cosine_lr, step, steps, warmup, peak, minimum))
