@@ -34,15 +34,19 @@ RELEASED_SCALE_GROUPS = 8  # the checkpoint's block count along a row-split inpu
 class Weight:
     """One parameter tensor, as Grok-1 shards it over the model axis.
 
-    ``split`` is the axis cut into P equal parts (None: every rank holds all of it); ``quantized``
-    says the released checkpoint stores it as int8 with bfloat16 scales [..., G, N] (G blocks of
-    the input axis: RELEASED_SCALE_GROUPS for a row-split matrix, so each rank's rows have their
-    own block, and 1 otherwise). ``per_layer`` tensors exist once in every layer.
+    ``split`` is the axis cut over the P ranks (None: every rank holds all of it), in whole
+    ``unit``-wide pieces: a head (d_h columns or rows) for attention, one column otherwise. A rank
+    holds 1/P of the pieces or, when there are fewer pieces than ranks, one piece that several
+    ranks hold alike (Grok-1 on 16 ranks: each of its 8 KV heads on 2). ``quantized`` says the
+    released checkpoint stores it as int8 with bfloat16 scales [..., G, N]: G blocks of the input
+    axis, RELEASED_SCALE_GROUPS for a row-split matrix (each rank's rows have their own block) and
+    1 otherwise. ``per_layer`` tensors exist once in every layer.
     """
 
     name: str  # grok-1's module path inside a layer (or the model)
     shape: tuple[int, ...]
     split: int | None
+    unit: int = 1
     quantized: bool = False
     per_layer: bool = True
 
@@ -50,25 +54,25 @@ class Weight:
     def row_split(self) -> bool:
         return self.split is not None and self.split % len(self.shape) == len(self.shape) - 2
 
-    def shard_shape(self, ranks: int, kv_heads: int | None = None, head_dim: int = 1) -> tuple:
-        """The part one of ``ranks`` ranks holds. For key/value (``kv_heads`` given) a rank owns
-        whole KV heads: G/P of them, or, when P > G, one head that P/G ranks hold alike."""
+    def shard_shape(self, ranks: int) -> tuple[int, ...]:
+        """The part one of ``ranks`` ranks holds."""
+        _check_ranks(ranks)
         if self.split is None:
             return self.shape
         shape = list(self.shape)
-        if kv_heads is not None:
-            shape[self.split] = _per_rank(kv_heads, ranks, "KV heads") * head_dim
-        else:
-            shape[self.split] = _split_evenly(shape[self.split], ranks, self.name)
+        piece = "heads" if self.unit > 1 else "rows" if self.row_split else "columns"
+        pieces = _per_rank(shape[self.split] // self.unit, ranks, f"{piece} of {self.name}")
+        shape[self.split] = pieces * self.unit
         return tuple(shape)
 
     def scale_count(self, ranks: int = 1) -> int:
         """bfloat16 scales of the released int8 tensor that one of ``ranks`` ranks holds."""
-        *lead, _, columns = self.shape
+        *lead, _, columns = self.shard_shape(ranks)
         if self.row_split:  # [..., G, N]: a rank needs the blocks its rows fall in
-            blocks = _per_rank(RELEASED_SCALE_GROUPS, ranks, "scale blocks")
-            return math.prod(lead) * blocks * columns
-        return math.prod(lead) * (columns if self.split is None else columns // ranks)
+            return (
+                math.prod(lead) * _per_rank(RELEASED_SCALE_GROUPS, ranks, "scale blocks") * columns
+            )
+        return math.prod(lead) * columns
 
 
 def _split_evenly(size: int, ranks: int, what: str) -> int:
@@ -102,10 +106,10 @@ def weights(config: MinGrokConfig) -> list[Weight]:
     h, g = config.num_q_heads * dh, config.num_kv_heads * dh
     router_columns = e * (2 if config.router_noise == "noisy_topk" else 1)
     return [
-        Weight("multi_head_attention/query", (d, h), split=1, quantized=True),
-        Weight("multi_head_attention/key", (d, g), split=1, quantized=True),
-        Weight("multi_head_attention/value", (d, g), split=1, quantized=True),
-        Weight("multi_head_attention/linear", (h, d), split=0, quantized=True),
+        Weight("multi_head_attention/query", (d, h), split=1, unit=dh, quantized=True),
+        Weight("multi_head_attention/key", (d, g), split=1, unit=dh, quantized=True),
+        Weight("multi_head_attention/value", (d, g), split=1, unit=dh, quantized=True),
+        Weight("multi_head_attention/linear", (h, d), split=0, unit=dh, quantized=True),
         Weight("router", (d, router_columns), split=None),
         Weight("moe/linear", (e, d, f), split=2, quantized=True),
         Weight("moe/linear_v", (e, d, f), split=2, quantized=True),
@@ -130,10 +134,7 @@ def weight_bytes(config: MinGrokConfig, storage: str, ranks: int = 1) -> int:
     _check_ranks(ranks)
     total = 0
     for weight in weights(config):
-        kv = weight.name.endswith(("/key", "/value"))
-        shard = weight.shard_shape(
-            ranks, config.num_kv_heads if kv else None, config.head_dim if kv else 1
-        )
+        shard = weight.shard_shape(ranks)
         if storage != "released":
             size = math.prod(shard) * BYTES_PER_VALUE[storage]
         elif weight.quantized:

@@ -53,7 +53,7 @@ def test_each_rank_holds_one_eighth_of_the_split_tensors_and_all_of_the_replicat
 
 
 def test_grok1_shards_on_its_8_way_mesh():
-    shards = {w.name: w.shard_shape(8, *kv_args(w)) for w in weights(GROK1)}
+    shards = {w.name: w.shard_shape(8) for w in weights(GROK1)}
     assert shards["multi_head_attention/query"] == (6144, 768)  # 6 query heads
     assert shards["multi_head_attention/key"] == (6144, 128)  # 1 KV head
     assert shards["multi_head_attention/linear"] == (768, 6144)  # rows of its 6 heads
@@ -63,15 +63,9 @@ def test_grok1_shards_on_its_8_way_mesh():
     assert shards["in_out_embed"] == (131072, 768)
 
 
-def kv_args(weight):
-    if weight.name.endswith(("/key", "/value")):
-        return GROK1.num_kv_heads, GROK1.head_dim
-    return ()
-
-
 def test_more_ranks_than_kv_heads_replicate_a_head():
     key = next(w for w in weights(GROK1) if w.name.endswith("/key"))
-    assert key.shard_shape(16, 8, 128) == (6144, 128)  # one head, held by 2 ranks
+    assert key.shard_shape(16) == (6144, 128)  # one head, held by 2 ranks
     assert kv_cache_bytes(GROK1, 1, ranks=16) == kv_cache_bytes(GROK1, 1, ranks=8)
     with pytest.raises(ValueError, match=r"ranks=3 must divide the 8 KV heads"):
         kv_cache_bytes(GROK1, 1, ranks=3)
@@ -141,9 +135,10 @@ def test_per_token_communication_for_grok1():
         (lambda: weight_bytes(GROK1, "bfloat16", ranks=0), r"ranks=0 is invalid"),
         (
             lambda: weight_bytes(GROK1, "bfloat16", ranks=5),
-            r"ranks=5 does not divide multi_head_attention/query \(size 6144\)",
+            r"ranks=5 must divide the 48 heads of multi_head_attention/query",
         ),
         (lambda: activation_bytes(GROK1, 1, 1, ranks=32), r"ranks=32 does not divide the query"),
+        (lambda: weight_bytes(GROK1, "int8", ranks=24), r"ranks=24 must divide the 32768 columns"),
         (lambda: all_reduce_bytes(8, ranks=2.0), r"ranks=2.0 is invalid"),
     ],
 )
