@@ -1,0 +1,130 @@
+"""Tensor parallelism: every rank holds a slice of each layer's matrices and all the tokens.
+
+Megatron-LM's scheme (Shoeybi et al. 2019), written with PyTorch's own plans
+(:func:`torch.distributed.tensor.parallel.parallelize_module`). Per layer, with R ranks:
+
+* **Attention.** ``query``, ``key`` and ``value`` are split column-wise (``ColwiseParallel``: rank
+  r keeps output rows r·n/R … of each weight), so rank r computes H/R query heads and G/R KV
+  heads end to end, RoPE and softmax included, with no communication. Because heads
+  g·(H/G) … g·(H/G)+H/G−1 read KV head g, the first H/R query heads are exactly the ones that read
+  the first G/R KV heads: a rank owns whole KV groups, so R must divide G. ``out`` is split
+  row-wise (``RowwiseParallel``): each rank multiplies its heads' outputs by its rows of W_o and
+  one all-reduce sums the R partial outputs. With more ranks than KV heads (Grok-1 has G = 8, so
+  R = 16), a KV head would have to be *replicated* on R/G ranks, each computing the same K and V
+  for its share of that group's query heads; this module refuses that case rather than hide the
+  duplicated work (the 8-way mesh of xAI's ``run.py`` is the largest that needs none).
+* **Experts.** Each expert's GeGLU is split along its hidden width F: ``w_gate`` and ``w_value``
+  column-wise, ``w_out`` row-wise, so gelu(x W)⊙(x V) stays local and one all-reduce per layer
+  sums the partial outputs (R must divide F). Every rank runs every expert on its slice.
+* **Router: replicated.** Every rank computes the same logits from the same (all-reduced) input
+  with the same float32 weights, so routing is identical on every rank without communication;
+  a sharded router would need an all-gather before top-k.
+* **Embedding and unembedding: replicated.** They are one tied matrix; vocabulary sharding
+  would need a masked lookup plus an all-reduce on input and an all-gather of logits on output,
+  and at the course's 128 tokens it saves nothing. (Grok-1's table is 131072 × 6144, 1.6 GB in
+  bf16, which xAI shards; the same ``ColwiseParallel`` on ``embed`` would do it.)
+* **Norms: replicated**, they act on whole hidden vectors that every rank holds.
+
+Per layer the forward pass costs two all-reduces of [B, T, D] activations (attention and MoE).
+The rank's modules see the config of their slice (H/R, G/R heads, F/R hidden), so a KV cache
+made by ``KVCache.for_model`` holds only the rank's KV heads.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+from ..config import MinGrokConfig
+from ..model import MinGrok
+from ..moe import MoELayer, MoEOutput, sparse_moe
+from .layouts import sum_gradients, sum_partials
+
+ATTENTION_PLAN = {
+    "query": ColwiseParallel(),
+    "key": ColwiseParallel(),
+    "value": ColwiseParallel(),
+    "out": RowwiseParallel(),
+}
+
+
+def check_tensor_parallel(config: MinGrokConfig, world_size: int) -> None:
+    """A clear error unless ``world_size`` ranks can split this model's KV groups and experts."""
+    if config.num_kv_heads % world_size:
+        raise ValueError(
+            f"world_size={world_size} does not divide num_kv_heads={config.num_kv_heads}: tensor "
+            "parallelism gives each rank whole KV groups, so world_size must be one of "
+            f"{_divisors(config.num_kv_heads)}"
+        )
+    if config.ffn_dim % world_size:
+        raise ValueError(
+            f"world_size={world_size} does not divide the experts' hidden width "
+            f"ffn_dim={config.ffn_dim}; allowed: a divisor of both it and num_kv_heads"
+        )
+
+
+def tensor_parallel_config(config: MinGrokConfig, world_size: int) -> MinGrokConfig:
+    """The config of one rank's slice: H/R query heads, G/R KV heads, hidden width F/R."""
+    check_tensor_parallel(config, world_size)
+    return config.replace(
+        num_q_heads=config.num_q_heads // world_size,
+        num_kv_heads=config.num_kv_heads // world_size,
+        ffn_size=config.ffn_dim // world_size,
+    )
+
+
+class TensorParallelMoE(nn.Module):
+    """The MoE layer with each expert's hidden width F sliced over the ranks; router replicated.
+
+    y = Σ_r Σ_j g_j · (gelu(x W_e^r) ⊙ (x V_e^r)) U_e^r, with W^r, V^r the rank's F/R columns and
+    U^r its F/R rows: the GeGLU is elementwise in F, so the sum over r is the whole expert.
+    The router's gates and the experts' input get their gradients summed over ranks
+    (:func:`sum_gradients`), since each rank only sees its slice's share of them.
+    """
+
+    def __init__(self, moe: MoELayer, mesh: DeviceMesh) -> None:
+        super().__init__()
+        self.mesh = mesh
+        self.router = moe.router
+        rank, size = mesh.get_local_rank(), mesh.size()
+        self.w_gate = _slice(moe.w_gate, 2, rank, size)
+        self.w_value = _slice(moe.w_value, 2, rank, size)
+        self.w_out = _slice(moe.w_out, 1, rank, size)
+
+    def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> MoEOutput:
+        batch, steps, width = x.shape
+        flat = x.reshape(batch * steps, width)
+        stats = self.router(flat, None if token_mask is None else token_mask.reshape(-1))
+        partial = sparse_moe(
+            sum_gradients(flat, self.mesh),
+            stats.experts,
+            sum_gradients(stats.gates, self.mesh),
+            self.w_gate,
+            self.w_value,
+            self.w_out,
+        )
+        return MoEOutput(sum_partials(partial, self.mesh).view(batch, steps, width), stats)
+
+
+def tensor_parallel(model: MinGrok, mesh: DeviceMesh) -> MinGrok:
+    """Shard ``model`` in place over the 1-D ``mesh`` (every rank holding the same full weights
+    beforehand) and return it; its forward pass then equals the unsharded model's on every rank."""
+    local_config = tensor_parallel_config(model.config, mesh.size())
+    for layer in model.layers:
+        parallelize_module(layer.attention, mesh, ATTENTION_PLAN)
+        layer.attention.config = local_config
+        layer.moe = TensorParallelMoE(layer.moe, mesh)
+    model.config = local_config
+    return model
+
+
+def _slice(weight: nn.Parameter, dim: int, rank: int, size: int) -> nn.Parameter:
+    """Rank ``rank``'s block of ``weight`` along ``dim`` (torch.chunk's blocks), as a parameter."""
+    block = weight.detach().chunk(size, dim=dim)[rank].clone()
+    return nn.Parameter(block, requires_grad=weight.requires_grad)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
