@@ -7,12 +7,14 @@ Megatron-LM's scheme (Shoeybi et al. 2019), written with PyTorch's own plans
   r keeps output rows r·n/R … of each weight), so rank r computes H/R query heads and G/R KV
   heads end to end, RoPE and softmax included, with no communication. Because heads
   g·(H/G) … g·(H/G)+H/G−1 read KV head g, the first H/R query heads are exactly the ones that read
-  the first G/R KV heads: a rank owns whole KV groups, so R must divide G. ``out`` is split
+  the first G/R KV heads: a rank owns whole KV groups when R divides G. ``out`` is split
   row-wise (``RowwiseParallel``): each rank multiplies its heads' outputs by its rows of W_o and
-  one all-reduce sums the R partial outputs. With more ranks than KV heads (Grok-1 has G = 8, so
-  R = 16), a KV head would have to be *replicated* on R/G ranks, each computing the same K and V
-  for its share of that group's query heads; this module refuses that case rather than hide the
-  duplicated work (the 8-way mesh of xAI's ``run.py`` is the largest that needs none).
+  one all-reduce sums the R partial outputs.
+  With more ranks than KV heads (Grok-1's G = 8 on R = 16 ranks; the course's G = 2 on 4), a KV
+  head cannot be split: it is *replicated* on the R/G ranks whose query heads read it (R a
+  multiple of G dividing H), each keeping that head's rows of W_k and W_v and computing the same
+  K and V, the duplicated work Megatron-LM also accepts. Those copies' weight gradients are then
+  per-rank parts (each rank's query heads' share), to be summed over the R/G ranks sharing them.
 * **Experts.** Each expert's GeGLU is split along its hidden width F: ``w_gate`` and ``w_value``
   column-wise, ``w_out`` row-wise, so gelu(x W)⊙(x V) stays local and one all-reduce per layer
   sums the partial outputs (R must divide F). Every rank runs every expert on its slice.
@@ -51,26 +53,35 @@ ATTENTION_PLAN = {
 
 
 def check_tensor_parallel(config: MinGrokConfig, world_size: int) -> None:
-    """A clear error unless ``world_size`` ranks can split this model's KV groups and experts."""
-    if config.num_kv_heads % world_size:
+    """A clear error unless ``world_size`` ranks can split this model's heads and experts."""
+    allowed = allowed_tensor_parallel_sizes(config)
+    if world_size not in allowed:
         raise ValueError(
-            f"world_size={world_size} does not divide num_kv_heads={config.num_kv_heads}: tensor "
-            "parallelism gives each rank whole KV groups, so world_size must be one of "
-            f"{_divisors(config.num_kv_heads)}"
+            f"world_size={world_size} cannot split num_kv_heads={config.num_kv_heads} KV heads, "
+            f"num_q_heads={config.num_q_heads} query heads and ffn_dim={config.ffn_dim}: each "
+            "rank needs whole KV groups (or one KV head shared with others, for world sizes "
+            f"that are multiples of num_kv_heads) and an equal slice of F; allowed: {allowed}"
         )
-    if config.ffn_dim % world_size:
-        raise ValueError(
-            f"world_size={world_size} does not divide the experts' hidden width "
-            f"ffn_dim={config.ffn_dim}; allowed: a divisor of both it and num_kv_heads"
-        )
+
+
+def allowed_tensor_parallel_sizes(config: MinGrokConfig) -> list[int]:
+    """R dividing G (whole KV groups per rank) or R a multiple of G dividing H (a shared KV
+    head per rank), and in both cases R dividing the experts' hidden width F."""
+    heads, groups = config.num_q_heads, config.num_kv_heads
+    return [
+        r
+        for r in range(1, heads + 1)
+        if (groups % r == 0 or (r % groups == 0 and heads % r == 0)) and config.ffn_dim % r == 0
+    ]
 
 
 def tensor_parallel_config(config: MinGrokConfig, world_size: int) -> MinGrokConfig:
-    """The config of one rank's slice: H/R query heads, G/R KV heads, hidden width F/R."""
+    """The config of one rank's slice: H/R query heads, G/R KV heads (at least the one it
+    shares), hidden width F/R."""
     check_tensor_parallel(config, world_size)
     return config.replace(
         num_q_heads=config.num_q_heads // world_size,
-        num_kv_heads=config.num_kv_heads // world_size,
+        num_kv_heads=max(1, config.num_kv_heads // world_size),
         ffn_size=config.ffn_dim // world_size,
     )
 
@@ -112,8 +123,13 @@ def tensor_parallel(model: MinGrok, mesh: DeviceMesh) -> MinGrok:
     """Shard ``model`` in place over the 1-D ``mesh`` (every rank holding the same full weights
     beforehand) and return it; its forward pass then equals the unsharded model's on every rank."""
     local_config = tensor_parallel_config(model.config, mesh.size())
+    shared_kv = mesh.size() > model.config.num_kv_heads
+    plan = {"query": ATTENTION_PLAN["query"], "out": ATTENTION_PLAN["out"]}
     for layer in model.layers:
-        parallelize_module(layer.attention, mesh, ATTENTION_PLAN)
+        parallelize_module(layer.attention, mesh, plan if shared_kv else ATTENTION_PLAN)
+        if shared_kv:
+            for projection in (layer.attention.key, layer.attention.value):
+                _keep_shared_kv_head(projection, model.config, mesh)
         layer.attention.config = local_config
         layer.moe = TensorParallelMoE(layer.moe, mesh)
     model.config = local_config
@@ -126,5 +142,11 @@ def _slice(weight: nn.Parameter, dim: int, rank: int, size: int) -> nn.Parameter
     return nn.Parameter(block, requires_grad=weight.requires_grad)
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+def _keep_shared_kv_head(projection: nn.Linear, config: MinGrokConfig, mesh: DeviceMesh) -> None:
+    """Keep the rows of the one KV head this rank's query heads read (head r·G/R, rounded down);
+    its input's gradient is summed over the ranks, as ColwiseParallel's is."""
+    head = mesh.get_local_rank() * config.num_kv_heads // mesh.size()
+    rows = projection.weight.detach()[head * config.head_dim : (head + 1) * config.head_dim]
+    projection.weight = nn.Parameter(rows.clone(), requires_grad=projection.weight.requires_grad)
+    projection.out_features = config.head_dim
+    projection.register_forward_pre_hook(lambda _, inputs: (sum_gradients(inputs[0], mesh),))
