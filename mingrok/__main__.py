@@ -58,6 +58,12 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--config", metavar="JSON", help="a JSON file of MinGrokConfig fields")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
     parser.add_argument("--resume", action="store_true", help="continue OUT/checkpoint")
+    parser.add_argument(
+        "--fsdp",
+        action="store_true",
+        help="under torchrun, shard parameters, gradients and optimizer state over the "
+        "processes (FSDP2) instead of a whole copy on each (DDP)",
+    )
     _add_settings_options(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
     _add_common(parser)
     parser.set_defaults(run=run_train)
@@ -105,6 +111,11 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-p", type=float, default=None, help="nucleus (grok-1's rule)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context")
+    parser.add_argument(
+        "--tensor-parallel",
+        action="store_true",
+        help="under torchrun, split every layer's heads and experts over the processes",
+    )
     _add_common(parser, data=False)
     parser.set_defaults(run=run_sample)
 
@@ -199,54 +210,77 @@ def run_train(args: argparse.Namespace) -> int:
     from .config import SHAKESPEARE, MinGrokConfig
     from .device import resolve_device
     from .model import MinGrok
+    from .parallel import DataParallel, init_distributed, shutdown_distributed
     from .train import TrainConfig, Trainer
 
-    device = resolve_device(args.device)
+    run = init_distributed(resolve_device(args.device))  # torchrun's group, or this process
+    device = run.device
     config = MinGrokConfig.from_json(Path(args.config).read_text()) if args.config else SHAKESPEARE
     train_config = _settings_from_args(TrainConfig, args)
     tokenizer, train_ids, val_ids, char_lengths = _shakespeare_ids(args.data)
     out = Path(args.out)
     checkpoint_path = out / CHECKPOINT_NAME
-    torch.manual_seed(train_config.seed)  # the initial weights
+    torch.manual_seed(train_config.seed)  # the initial weights (the same on every rank)
     model = MinGrok(config).to(device)
-    trainer = Trainer(model, train_ids, val_ids, char_lengths, train_config)
-    if args.resume:
+    if args.resume:  # into the whole model, before FSDP2 shards it
         checkpoint = read_checkpoint(checkpoint_path)
         check_config(config, checkpoint.config, f"checkpoint {str(checkpoint_path)!r}")
         load_model_state(model, checkpoint)
-        trainer.load_state(checkpoint.training_state, checkpoint.metadata)
     elif checkpoint_path.exists():
         raise ValueError(
             f"{checkpoint_path} exists: pass --resume to continue it, or choose another --out"
         )
+    parallel = DataParallel(run, sharded=args.fsdp)
+    trainer = Trainer(model, train_ids, val_ids, char_lengths, train_config, parallel)
+    if args.resume:
+        trainer.load_state(checkpoint.training_state, checkpoint.metadata)
 
     def save(trainer: Trainer) -> None:
-        save_checkpoint(
-            checkpoint_path,
-            trainer.model,
-            tokenizer_name=tokenizer.name,
-            metadata=trainer.state_metadata(),
-            extra_tensors=trainer.state_tensors(),
-        )
+        """Every rank gathers (sharded tensors, every rank's generators); rank 0 alone writes."""
+        tensors, whole = trainer.state_tensors(), trainer.whole_model()
+        if run.is_main:
+            save_checkpoint(
+                checkpoint_path,
+                whole,
+                tokenizer_name=tokenizer.name,
+                metadata=trainer.state_metadata(),
+                extra_tensors=tensors,
+            )
 
-    print(f"training {_describe_model(config)} on {device} for {train_config.steps} steps")
+    if run.is_main:
+        print(
+            f"training {_describe_model(config)} on {run.world_size} × {device} for "
+            f"{train_config.steps} steps"
+        )
     history = trainer.run(quiet=args.quiet, on_evaluate=save)
     summary = _summary(trainer, args.command_line)
-    save_checkpoint(
-        out / MODEL_NAME,
-        model,
-        tokenizer_name=tokenizer.name,
-        metadata={"train_config": train_config.to_dict(), "summary": summary},
-    )
-    (out / HISTORY_NAME).write_text(json.dumps(_rounded(history.to_dict())) + "\n")
-    print(json.dumps(summary, indent=1))
+    whole = trainer.whole_model()
+    if run.is_main:
+        save_checkpoint(
+            out / MODEL_NAME,
+            whole,
+            tokenizer_name=tokenizer.name,
+            metadata={"train_config": train_config.to_dict(), "summary": summary},
+        )
+        (out / HISTORY_NAME).write_text(json.dumps(_rounded(history.to_dict())) + "\n")
+        print(json.dumps(summary, indent=1))
+    shutdown_distributed()
     return 0
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    from .device import resolve_device
+    from .parallel import init_distributed, shutdown_distributed
     from .sampling import generate
 
-    model, tokenizer = _load(args.checkpoint, args.device)
+    run = init_distributed(resolve_device(args.device))
+    model, tokenizer = _load(args.checkpoint, str(run.device))
+    if args.tensor_parallel and run.distributed:  # (one process: nothing to split)
+        from torch.distributed.device_mesh import init_device_mesh
+
+        from .parallel import tensor_parallel
+
+        tensor_parallel(model, init_device_mesh(run.device.type, (run.world_size,)))
     prompt_ids = tokenizer.encode(args.prompt, errors="replace")
     started = time.perf_counter()
     new_ids = generate(
@@ -260,8 +294,10 @@ def run_sample(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
     )
     elapsed = time.perf_counter() - started
-    print(args.prompt + tokenizer.decode(new_ids))
-    print(f"\n[{len(new_ids)} tokens in {elapsed:.2f} s]", file=sys.stderr)
+    if run.is_main:  # every rank generated the same tokens (same seed, same logits)
+        print(args.prompt + tokenizer.decode(new_ids))
+        print(f"\n[{len(new_ids)} tokens in {elapsed:.2f} s]", file=sys.stderr)
+    shutdown_distributed()
     return 0
 
 

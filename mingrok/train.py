@@ -14,6 +14,12 @@ Determinism: every random draw has its own seeded generator: batches (``data_gen
 router's noise (``model.seed_router_noise``) and dropout (torch's global generator, seeded here:
 ``nn.Dropout`` takes no generator). The same seed gives the same history on a CPU, and all three
 states go into a checkpoint so that a resumed run equals an uninterrupted one.
+
+On R processes (``torchrun``, :class:`mingrok.parallel.DataParallel`) ``batch_size`` stays the
+global batch: every rank draws the same windows from the same batch generator and trains on its
+B/R rows, so the history equals one process's up to float rounding. Dropout and router noise
+are per rank: rank r seeds dropout with seed + r and its routers with seed + r·num_layers + i
+(rank 0's streams are one process's), and the checkpoint keeps every rank's states.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from .checkpoint import split_training_tensors, training_tensors
 from .config import Settings, setting
 from .data import random_batches
 from .model import MinGrok
+from .parallel.data_parallel import DataParallel
 from .router import Router
 
 
@@ -175,6 +182,8 @@ class TrainHistory:
     eval_step: list[int] = field(default_factory=list)
     val_nats_per_char: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0  # training wall time, evaluation included
+    world_size: int = 1  # processes that shared each batch
+    rank_batch_size: int | None = None  # windows each of them trained on per step
 
     @property
     def val_bits_per_char(self) -> list[float]:
@@ -193,7 +202,8 @@ class Trainer:
 
     ``train_ids`` / ``val_ids`` are 1-D token id tensors of the two splits; ``char_lengths``
     [V] converts token counts to characters (see :func:`token_char_lengths`). Seeding happens
-    here, so build the model first (its initialisation uses the caller's seed).
+    here, so build the model first (its initialisation uses the caller's seed). ``parallel``
+    spreads each batch over torchrun's processes (default: this process alone).
     """
 
     def __init__(
@@ -203,20 +213,25 @@ class Trainer:
         val_ids: torch.Tensor,
         char_lengths: torch.Tensor,
         config: TrainConfig | None = None,
+        parallel: DataParallel | None = None,
     ) -> None:
         self.model = model
         self.config = config or TrainConfig()
+        self.parallel = parallel or DataParallel()
+        rank_batch = self.parallel.rank_batch_size(self.config.batch_size)
         device = model.embed.weight.device
         self.train_ids = train_ids.to(device)
         self.val_ids = val_ids.to(device)
         self.char_lengths = char_lengths.to(device)
+        self.module = self.parallel.wrap(model)  # what the steps call: DDP, FSDP2 or the model
         self.optimizer = make_optimizer(model, self.config)
         self.data_generator = torch.Generator(device="cpu")
         self.data_generator.manual_seed(self.config.seed)
-        torch.manual_seed(self.config.seed)  # dropout's stream
-        model.seed_router_noise(self.config.seed)
+        rank = self.parallel.run.rank
+        torch.manual_seed(self.config.seed + rank)  # dropout's stream
+        model.seed_router_noise(self.config.seed + rank * model.config.num_layers)
         self.step_index = 0
-        self.history = TrainHistory()
+        self.history = TrainHistory(world_size=self.parallel.world_size, rank_batch_size=rank_batch)
 
     @property
     def done(self) -> bool:
@@ -231,24 +246,29 @@ class Trainer:
         inputs, targets = random_batches(
             self.train_ids, config.batch_size, model.config.max_seq_len, self.data_generator
         )
-        model.train()
-        output = model(inputs)
+        parallel = self.parallel
+        inputs, targets = parallel.this_rank(inputs), parallel.this_rank(targets)
+        self.module.train()
+        output = self.module(inputs)
         loss = F.cross_entropy(output.logits.flatten(0, 1), targets.flatten())
+        router_loss = parallel.router_loss(output)
         self.optimizer.zero_grad(set_to_none=True)
-        (loss + output.aux_loss).backward()
+        (loss + router_loss).backward()
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
         self.optimizer.step()
 
-        with torch.no_grad():
-            loss_value = loss.item()
-            chars = self.char_lengths[targets].sum().item()
-            fractions = torch.stack([s.expert_fraction for s in output.router_stats])
+        with torch.no_grad():  # the whole batch's figures, whatever the number of processes
+            loss_value = parallel.mean(loss).item()
+            chars = parallel.sum(self.char_lengths[targets].sum()).item()
+            fractions = parallel.mean(torch.stack([s.expert_fraction for s in output.router_stats]))
         history = self.history
         history.step.append(self.step_index)
         history.train_loss.append(loss_value)
-        history.train_nats_per_char.append(loss_value * targets.numel() / chars)
-        history.aux_loss.append(output.aux_loss.item())
+        history.train_nats_per_char.append(
+            loss_value * targets.numel() * parallel.world_size / chars
+        )
+        history.aux_loss.append(parallel.mean(router_loss).item())
         history.learning_rate.append(lr)
         history.expert_fraction.append(fractions.tolist())
         self.step_index += 1
@@ -263,6 +283,7 @@ class Trainer:
             batch_size=self.config.eval_batch_size,
             max_windows=self.config.eval_windows,
         )
+        self.parallel.reshard(self.model)
         self.history.eval_step.append(self.step_index)
         self.history.val_nats_per_char.append(value)
         return value
@@ -275,12 +296,13 @@ class Trainer:
     ) -> TrainHistory:
         """Train up to ``config.steps``, evaluating every ``eval_interval`` steps and at the end.
 
-        ``quiet`` drops the tqdm bar (notebooks store no progress bars); ``on_evaluate`` runs after
-        each evaluation, e.g. to save a checkpoint.
+        ``quiet`` drops the tqdm bar (notebooks store no progress bars; ranks other than 0 never
+        show one); ``on_evaluate`` runs after each evaluation on every rank, e.g. to save a
+        checkpoint (its collectives need them all; rank 0 alone writes).
         """
         config = self.config
         bar = None
-        if not quiet:
+        if not quiet and self.parallel.run.is_main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=config.steps, initial=self.step_index, unit="step", dynamic_ncols=True)
@@ -311,10 +333,26 @@ class Trainer:
     # --- state for checkpoints (tensors for safetensors, the rest as JSON) ---
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Optimizer moments and every generator state, as checkpoint tensors (no pickles)."""
+        """Optimizer moments and every rank's generator states, as checkpoint tensors (no
+        pickles). Under torchrun every rank must call it (sharded moments are gathered)."""
         names = {id(p): n for n, p in self.model.named_parameters()}
-        optimizer_state = {names[id(p)]: state for p, state in self.optimizer.state.items()}
-        return training_tensors(optimizer_state, self._generator_states())
+        optimizer_state = {
+            names[id(p)]: {key: self.parallel.full(value) for key, value in state.items()}
+            for p, state in self.optimizer.state.items()
+        }
+        return training_tensors(
+            optimizer_state, self.parallel.gather_states(self._generator_states())
+        )
+
+    def whole_model(self) -> MinGrok:
+        """The model with whole tensors, to save: itself, or under FSDP2 an unsharded copy
+        (every rank must call it: the shards are gathered)."""
+        if not self.parallel.sharded or not self.parallel.run.distributed:
+            return self.model
+        state = {name: self.parallel.full(value) for name, value in self.model.state_dict().items()}
+        whole = MinGrok(self.model.config)
+        whole.load_state_dict(state)
+        return whole
 
     def _generator_states(self) -> dict[str, torch.Tensor]:
         """Every random stream of the run, by name: batches, dropout, each router's noise."""
@@ -326,6 +364,7 @@ class Trainer:
     def state_metadata(self) -> dict[str, Any]:
         return {
             "step": self.step_index,
+            "world_size": self.parallel.world_size,
             "train_config": self.config.to_dict(),
             "history": self.history.to_dict(),
         }
@@ -344,17 +383,27 @@ class Trainer:
                 f"cannot resume: the checkpoint was trained with {name}="
                 f"{getattr(saved, name)!r}, this run asks for {getattr(self.config, name)!r}"
             )
+        saved_world = metadata.get("world_size", 1)
+        if saved_world != self.parallel.world_size:
+            raise ValueError(
+                f"cannot resume: the checkpoint was trained by world_size={saved_world} "
+                f"processes (each with its own dropout and router-noise streams), this run has "
+                f"{self.parallel.world_size}; resume with --nproc-per-node {saved_world}"
+            )
         optimizer_state, generator_states = split_training_tensors(tensors)
         parameters = dict(self.model.named_parameters())
-        device = self.model.embed.weight.device
         for name, saved_state in optimizer_state.items():
-            state = self.optimizer.state[parameters[name]]
+            parameter = parameters[name]
+            state = self.optimizer.state[parameter]
             for key, value in saved_state.items():
-                state[key] = value.clone() if key == "step" else value.to(device)
+                state[key] = (
+                    value.clone() if key == "step" else self.parallel.like(value, parameter)
+                )
+        own = self.parallel.state_name
         self.data_generator.set_state(generator_states["data"])
-        torch.set_rng_state(generator_states["dropout"])
+        torch.set_rng_state(generator_states[own("dropout")])
         for index, router in enumerate(_routers(self.model)):
-            router.noise_generator().set_state(generator_states[f"router.{index}"])
+            router.noise_generator().set_state(generator_states[own(f"router.{index}")])
         self.step_index = int(metadata["step"])
         self.history = TrainHistory.from_dict(metadata["history"])
 

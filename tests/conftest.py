@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -21,6 +22,27 @@ FIXTURES = SHARED / "fixtures"
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+def torchrun(world_size: int, *command: str, timeout: float = 120, **popen) -> subprocess.Popen:
+    """Start ``torchrun --standalone --nproc-per-node world_size COMMAND`` in the repository
+    root (gloo processes on this machine), its output captured as text."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return subprocess.Popen(
+        [*launcher, f"--nproc-per-node={world_size}", *command],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def finished(process: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
+    """Wait for a :func:`torchrun` launch; its (stdout, stderr), or a failure showing stderr."""
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err[-3000:]
+    return out, err
 
 
 def tiny_config(**changes) -> MinGrokConfig:

@@ -8,39 +8,25 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from mingrok import MinGrok
+from mingrok.__main__ import main
 from mingrok.config import GROK1
 from mingrok.parallel import check_strategy, compare_sharded
 from mingrok.parallel.tensor import allowed_tensor_parallel_sizes, tensor_parallel_config
 
-from .conftest import REPO, tiny_config
+from .conftest import finished, tiny_config, torchrun
 
 MODELS = ("course", "pretrained", "fixture")
 
 
-def torchrun(world_size: int, *command: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc-per-node world_size`` from the repository root."""
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    return subprocess.run(
-        [*launcher, f"--nproc-per-node={world_size}", *command],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.mark.parametrize("world_size", [2, 4])
 def test_sharded_logits_and_gradients_equal_one_process(world_size):
-    result = torchrun(world_size, "-m", "tests.distributed_checks")
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    out, _ = finished(torchrun(world_size, "-m", "tests.distributed_checks"))
+    report = json.loads(out.strip().splitlines()[-1])
     assert report["world_size"] == world_size
     figures = report["max_abs_diff"]
     expected = {f"{m}/{s}" for m in MODELS for s in ("tensor", "expert")}
@@ -87,3 +73,12 @@ def test_grok1_splits_over_its_8_way_mesh_and_shares_kv_heads_beyond_it():
     assert (eight.num_q_heads, eight.num_kv_heads, eight.ffn_dim) == (6, 1, 4096)
     sixteen = tensor_parallel_config(GROK1, 16)  # 16 ranks: each KV head on two ranks
     assert (sixteen.num_q_heads, sixteen.num_kv_heads, sixteen.ffn_dim) == (3, 1, 2048)
+
+
+def test_sample_with_tensor_parallel_prints_the_single_process_text(capsys):
+    args = ["sample", "--max-new-tokens", "40", "--seed", "3", "--device", "cpu"]
+    assert main(args) == 0
+    alone = capsys.readouterr().out
+    out, _ = finished(torchrun(2, "-m", "mingrok", *args, "--tensor-parallel"))
+    assert out == alone
+    assert len(alone) > 40
