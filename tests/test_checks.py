@@ -61,6 +61,29 @@ def kv_cache_bytes(config, tokens, width, heads=None):
     return config.num_layers * 2 * heads * config.head_dim * tokens * width
 
 
+def rank_weight_bytes(
+    config, ranks, width, split_embedding=True, whole_kv_heads=True, with_replicated=True
+):
+    """One rank's weights, written as a learner would: replicated router and norms, the rest /P."""
+    d, dh, layers = config.d_model, config.head_dim, config.num_layers
+    kv_heads = config.num_kv_heads / ranks
+    kv_heads = max(kv_heads, 1) if whole_kv_heads else kv_heads
+    attention = (2 * d * config.num_q_heads * dh) / ranks + 2 * d * kv_heads * dh
+    experts = config.num_experts * 3 * d * config.ffn_dim / ranks
+    replicated = (layers * (d * config.num_experts + 4 * d) + d) * with_replicated
+    embedding = config.vocab_size * d / (ranks if split_embedding else 1)
+    return width * (layers * (attention + experts) + replicated + embedding)
+
+
+def tensor_parallel_bytes(config, ranks, width, all_reduces=2, ring=2):
+    return all_reduces * ring * (ranks - 1) / ranks * config.d_model * width
+
+
+def expert_parallel_bytes(config, ranks, width, directions=2):
+    k = config.num_experts_per_token
+    return directions * (ranks - 1) / ranks * k * config.d_model * width
+
+
 def masked_dense_moe(x, experts, gates, w_gate, w_value, w_out):  # all experts, zero weight on most
     every = torch.stack(
         [expert_ffn(x, *(w[e] for w in (w_gate, w_value, w_out))) for e in range(len(w_gate))], 1
@@ -328,6 +351,41 @@ CASES = {
             (lambda loss, chars: (loss / chars).mean(), "averaged loss/chars"),
             (lambda loss, chars: loss.mean(), "nats per TOKEN"),
             (lambda loss, chars: loss.sum() / chars.sum() / math.log(2), "bits per character"),
+        ],
+    ),
+    "check_rank_weight_bytes": (
+        rank_weight_bytes,
+        [
+            (lambda c, p, w: count_parameters(c)[0] * w / p, "divided everything by the ranks"),
+            (lambda c, p, w: rank_weight_bytes(c, p, w, split_embedding=False), "embedding"),
+            (lambda c, p, w: rank_weight_bytes(c, p, w, whole_kv_heads=False), "one whole KV"),
+            (
+                lambda c, p, w: rank_weight_bytes(c, p, w, with_replicated=False),
+                "left out the replicated",
+            ),
+        ],
+    ),
+    "check_tensor_parallel_bytes": (
+        tensor_parallel_bytes,
+        [
+            (lambda c, p, w: tensor_parallel_bytes(c, p, w, all_reduces=1), "two all-reduces"),
+            (lambda c, p, w: tensor_parallel_bytes(c, p, w, ring=1), "2·(P−1)/P of the data"),
+            (lambda c, p, w: tensor_parallel_bytes(c, p, w) * p, "not 2·(P−1) times"),
+            (
+                lambda c, p, w: tensor_parallel_bytes(c, p, w) * c.ffn_dim / c.d_model,
+                "not the F-wide hidden",
+            ),
+        ],
+    ),
+    "check_expert_parallel_bytes": (
+        expert_parallel_bytes,
+        [
+            (lambda c, p, w: expert_parallel_bytes(c, p, w, directions=1), "combine"),
+            (
+                lambda c, p, w: expert_parallel_bytes(c, p, w) / c.num_experts_per_token,
+                "k copies",
+            ),
+            (lambda c, p, w: expert_parallel_bytes(c, p, w) * p / (p - 1), "(P−1)/P of them"),
         ],
     ),
     "check_cosine_lr": (

@@ -11,6 +11,11 @@ from .model import check_haiku_to_torch, check_kv_cache_bytes, check_parameter_c
 from .rope import check_inverse_frequencies, check_rope, check_rotate_half
 from .router import check_load_balancing_loss, check_top_k_gates, check_z_loss
 from .sampling import check_temperature, check_top_k_filter, check_top_p_filter
+from .scale import (
+    check_expert_parallel_bytes,
+    check_rank_weight_bytes,
+    check_tensor_parallel_bytes,
+)
 from .tokenizer import check_char_encoder, check_greedy_merge, check_most_frequent_pair
 from .training import check_cosine_lr, check_nats_per_char
 
@@ -22,6 +27,7 @@ __all__ = [
     "check_attention_mask",
     "check_char_encoder",
     "check_cosine_lr",
+    "check_expert_parallel_bytes",
     "check_ffn_size",
     "check_geglu_expert",
     "check_greedy_merge",
@@ -34,6 +40,7 @@ __all__ = [
     "check_most_frequent_pair",
     "check_nats_per_char",
     "check_parameter_count",
+    "check_rank_weight_bytes",
     "check_rms_norm",
     "check_rope",
     "check_rotate_half",
@@ -41,6 +48,7 @@ __all__ = [
     "check_soft_cap",
     "check_sparse_dispatch",
     "check_temperature",
+    "check_tensor_parallel_bytes",
     "check_top_k_filter",
     "check_top_k_gates",
     "check_top_p_filter",

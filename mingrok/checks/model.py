@@ -7,6 +7,7 @@ import torch
 from ..config import GROK1, SHAKESPEARE, MinGrokConfig, count_parameters
 from ..grok1 import haiku_to_torch_names
 from ..model import MinGrok
+from ..scale import kv_cache_bytes
 from ._core import CheckFailed, call, exercise
 
 # Shapes other than the course's: H·d_h ≠ D, three query heads per KV head, top-3 of 5 experts.
@@ -67,7 +68,7 @@ def check_parameter_count(count) -> str:
 
 
 @exercise("7.2")
-def check_kv_cache_bytes(kv_cache_bytes) -> str:
+def check_kv_cache_bytes(answer) -> str:
     """``kv_cache_bytes(config, num_tokens, bytes_per_value) -> int``."""
     for config, tokens, width in (
         (GROK1, 8192, 2),
@@ -75,8 +76,8 @@ def check_kv_cache_bytes(kv_cache_bytes) -> str:
         (_ODD, 64, 4),
         (SHAKESPEARE, 256, 4),
     ):
-        got = call(kv_cache_bytes, config, tokens, width)
-        expected = config.num_layers * 2 * config.num_kv_heads * config.head_dim * tokens * width
+        got = call(answer, config, tokens, width)
+        expected = kv_cache_bytes(config, tokens, width)
         if got == expected:
             continue
         if got == expected * config.queries_per_kv_head and config.queries_per_kv_head > 1:
