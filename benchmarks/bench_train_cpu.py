@@ -8,9 +8,11 @@ elapsed / budget), so the run ends at the minimum learning rate whatever the mac
 
     python benchmarks/bench_train_cpu.py --threads 1   # on a machine shared with other jobs
 
-Measured on a shared 2-vCPU AMD EPYC VM (torch 2.13, 1 thread, other jobs running): 2.145, 1.884,
-1.752, 1.698 nats/char at 60/120/180/240 s (397 steps). Two threads on a busy 2-core machine are far
-slower (each op waits for the other core): use them only when the cores are free.
+Measured on an idle 2-vCPU AMD EPYC VM (torch 2.13, 1 thread): 2.245, 1.985, 1.816, 1.773
+nats/char at 60/120/180/240 s (310 steps, ~2,650 training tokens/s); an earlier run on the same
+kind of machine, with other jobs running, fitted 397 steps and reached 1.698. Two threads on a busy
+2-core machine are far slower (each op waits for the other core): use them only when the cores are
+free.
 """
 
 from __future__ import annotations
