@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import MinGrokConfig, count_parameters
+from .config import MinGrokConfig, count_parameters, is_whole_number
 
 BYTES_PER_VALUE = {"float32": 4, "bfloat16": 2, "int8": 1}
 STORAGES = (*BYTES_PER_VALUE, "released")  # "released": int8 matrices + bfloat16 scales, rest f32
@@ -96,7 +96,7 @@ def _per_rank(count: int, ranks: int, what: str) -> int:
 
 
 def _check_ranks(ranks: int) -> None:
-    if not isinstance(ranks, int) or isinstance(ranks, bool) or ranks < 1:
+    if not is_whole_number(ranks):
         raise ValueError(f"ranks={ranks!r} is invalid: it must be a positive integer")
 
 

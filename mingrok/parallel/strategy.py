@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from torch.distributed.device_mesh import DeviceMesh
 
-from ..config import MinGrokConfig
+from ..config import MinGrokConfig, is_whole_number
 from ..model import MinGrok
 from .expert import check_expert_parallel, expert_parallel
 from .tensor import check_tensor_parallel, tensor_parallel
@@ -21,7 +21,7 @@ def check_strategy(config: MinGrokConfig, world_size: int, strategy: str) -> Non
     """A clear error for an unknown strategy, a bad world size, or one the model cannot split."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy={strategy!r} is unknown; choose one of {tuple(STRATEGIES)}")
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+    if not is_whole_number(world_size):
         raise ValueError(f"world_size={world_size!r} is invalid: it must be an integer >= 1")
     STRATEGIES[strategy][1](config, world_size)
 
