@@ -134,24 +134,28 @@ def _decode_with_cache(model, tokens, input_mask, max_new_tokens, choose) -> tor
     """Prefill the prompts once, then feed each chosen token alone through the KV cache."""
     cache = KVCache.for_model(model, tokens.shape[0])
     logits = model(tokens, input_mask, cache).logits[:, -1]  # prefill
-    new_tokens: list[torch.Tensor] = []
-    for step in range(max_new_tokens):
-        if step:  # decode: the previous token, at the next position
-            logits = model(new_tokens[-1][:, None], cache=cache).logits[:, -1]
-        new_tokens.append(choose(logits))
-    return _stacked(new_tokens, tokens)
+
+    def step(token: torch.Tensor) -> torch.Tensor:  # the previous token, at the next position
+        return model(token[:, None], cache=cache).logits[:, -1]
+
+    return _decode_steps(logits, step, max_new_tokens, choose, tokens)
 
 
 def _decode_fused(model, tokens, input_mask, max_new_tokens, choose) -> torch.Tensor:
     """One sequence: prefill through the model, then each token through :class:`FusedDecoder`."""
     decoder = FusedDecoder(model)
-    logits = decoder.prefill(tokens)
+    return _decode_steps(decoder.prefill(tokens), decoder.step, max_new_tokens, choose, tokens)
+
+
+def _decode_steps(logits, step, max_new_tokens, choose, prompts) -> torch.Tensor:
+    """The decode loop both cached paths share: choose a token from ``logits``, then ``step(token)``
+    gives the next logits, ``max_new_tokens`` times (no step after the last choice)."""
     new_tokens: list[torch.Tensor] = []
-    for step in range(max_new_tokens):
-        if step:
-            logits = decoder.step(new_tokens[-1])
+    for index in range(max_new_tokens):
+        if index:
+            logits = step(new_tokens[-1])
         new_tokens.append(choose(logits))
-    return _stacked(new_tokens, tokens)
+    return _stacked(new_tokens, prompts)
 
 
 def _decode_without_cache(model, tokens, input_mask, max_new_tokens, choose) -> torch.Tensor:
