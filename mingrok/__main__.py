@@ -20,6 +20,7 @@ from typing import Any
 
 from .arguments import non_negative, positive
 from .course.cli import add_course_parser
+from .decode import WEIGHTS
 
 PRESETS = ("shakespeare",)
 CHECKPOINT_NAME = "checkpoint.safetensors"  # resumable: model + optimizer + generator states
@@ -121,6 +122,13 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-p", type=float, default=None, help="nucleus (grok-1's rule)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context")
+    parser.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        default="float32",
+        help="how the fast decoder stores its matrices: int8 is about twice as fast, for a small "
+        "cost in quality (benchmarks/bench_generate.py measures both)",
+    )
     parser.add_argument(
         "--tensor-parallel",
         action="store_true",
@@ -317,6 +325,7 @@ def run_sample(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         seed=args.seed,
         use_cache=not args.no_cache,
+        weights=args.weights,
         on_token=write if run.is_main else None,
     )
     elapsed = time.perf_counter() - started

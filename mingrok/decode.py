@@ -10,27 +10,37 @@ once when it is built (the model's parameters and state dict are untouched):
   of a head's output rows, so it folds into a copy of the weight, and RoPE becomes
   ``q' = q ⊙ cos θ + (x W_rot) ⊙ sin θ``, one multiply and one fused multiply-add, with cos and
   sin read from a table.
-* The query comes out in per-group blocks ([G·d, H], zeros outside a head's own KV group), so the
+* The query comes out in per-group blocks ([H, G·d], zeros outside a head's own KV group), so the
   scores of all heads are one matmul with the cached keys [S, G·d], and the output projection reads
-  the same blocks: grouped-query attention without a reshape or a copy.
-* The query rows are prescaled by m/c (attention multiplier over the soft-cap), so that the
-  capped logit c·tanh(q·k·m/c) costs one tanh and one multiply.
+  the same blocks: grouped-query attention without a reshape or a copy. Both products keep the
+  short dimension (H) first, [H, G·d] × [G·d, S] and [H, S] × [S, G·d]: on one CPU core BLAS runs
+  that orientation 4-5x faster than [S, G·d] × [G·d, H] at these shapes.
+* The soft cap costs one sigmoid: c·tanh(z) = 2c·σ(2z) − c, and softmax ignores the constant −c,
+  so the probabilities are softmax(2c·σ(q'·k)) with the query rows prescaled to q' = q·2m/c
+  (m the attention multiplier). On this kind of CPU a sigmoid is ~3x cheaper than a tanh.
 * RMSNorm's scale folds into the matrix that reads the norm, and 1/rms is one dot product; the
   embedding multiplier √D and the output multiplier 1/√3 fold into copies of the tied embedding.
 * Each expert's gate and value matrices are concatenated ([D, 2F], one matmul per chosen expert),
   and the k outputs are weighted and summed by one [1, k] × [k, D] product.
 * The KV cache is a ring (no shifting once the context is full).
+* Post-norm residuals are one fused multiply-add each: h + r·(a ⊙ s), r = 1/rms(a).
+* Optionally (``weights="int8"``) the attention and expert matrices are stored as int8 with a
+  bfloat16 scale per output column, the released checkpoint's format (:mod:`mingrok.quantize`):
+  a step reads a quarter of the bytes, most of its time at batch 1, for a measured cost in quality
+  (``benchmarks/bench_generate.py`` prints both). The embedding and the router stay float32.
 
-The arithmetic is the eager path's up to float rounding (the logits agree within 1e-4 in float32,
-``tests/test_decode.py``). It covers the case the course generates in: one sequence (batch 1,
-nothing padded) of a float32 model in eval mode; :func:`supports` says when, and
+With float32 weights the arithmetic is the eager path's up to float rounding (the logits agree
+within 1e-4, ``tests/test_decode.py``). It covers the case the course generates in: one sequence
+(batch 1, nothing padded) of a float32 model in eval mode; :func:`supports` says when, and
 :func:`mingrok.generate` takes the eager path otherwise.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +50,19 @@ from .config import MinGrokConfig
 from .kv_cache import KVCache
 from .model import MinGrok
 from .moe import MoELayer, gelu_tanh
+from .quantize import Int8Matrix
 from .rope import rope_inverse_frequencies
+
+WEIGHTS = ("float32", "int8")  # how FusedDecoder stores the matrices a step multiplies by
+
+Matrix = Callable[[torch.Tensor], torch.Tensor]  # x [1, K] → x @ W [1, N] (float32 or bfloat16)
+
+
+def _matrix(weight: torch.Tensor, weights: str) -> Matrix:
+    """A weight [K, N] as the product it is read by, in the storage ``weights`` names."""
+    if weights == "int8":
+        return Int8Matrix.of(weight)
+    return partial(torch.mm, mat2=weight.contiguous())
 
 
 def supports(model: MinGrok, batch_size: int) -> bool:
@@ -81,17 +103,17 @@ def _rotate_half_rows(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
 
 
 def _per_group_blocks(rows: torch.Tensor, config: MinGrokConfig) -> torch.Tensor:
-    """Rows [H·d, C] indexed (head n, dim i) → rows [G·d·H, C] indexed (group g, dim i, head n):
+    """Rows [H·d, C] indexed (head n, dim i) → rows [H·G·d, C] indexed (head n, group g, dim i):
     row n·d+i where g is n's KV group (g = n // (H/G)), zero elsewhere.
 
-    A query laid out so, viewed [G·d, H], multiplies the cached keys [S, G·d] in one matmul:
-    (K Q)[s, n] = Σ_i K[s, g(n), i] q[n, i], each head reading only its own group's keys.
+    A query laid out so, viewed [H, G·d], multiplies the cached keys [S, G·d] in one matmul:
+    (Q Kᵀ)[n, s] = Σ_i q[n, i] K[s, g(n), i], each head reading only its own group's keys.
     """
     heads, kv_heads, head_dim = config.num_q_heads, config.num_kv_heads, config.head_dim
-    blocks = rows.new_zeros(kv_heads, head_dim, heads, rows.shape[-1])
+    blocks = rows.new_zeros(heads, kv_heads, head_dim, rows.shape[-1])
     per_head = rows.view(heads, head_dim, -1)
     for head in range(heads):
-        blocks[head // config.queries_per_kv_head, :, head] = per_head[head]
+        blocks[head, head // config.queries_per_kv_head] = per_head[head]
     return blocks.reshape(-1, rows.shape[-1])
 
 
@@ -103,18 +125,18 @@ class _LayerWeights:
     scale s is folded into the rows of the matrices that read it: (x/r ⊙ s) W = (x/r)(diag(s) W).
     """
 
-    qkv_rot: torch.Tensor  # [D, 2R + G·d], R = G·d·H + G·d: (q·m/c in blocks, k), rotated, v
-    out: torch.Tensor  # [G·d·H, D]: attention's output projection in the same blocks
+    qkv_rot: Matrix  # [D, 2R + G·d], R = H·G·d + G·d: (q·2m/c in blocks, k), rotated, v
+    out: Matrix  # [H·G·d, D]: attention's output projection in the same blocks
     post_attention: torch.Tensor  # [D]: post-norm scale
     router: torch.Tensor  # [D, E]
-    gate_value: list[torch.Tensor]  # per expert [D, 2F]: W_e | V_e
-    expert_out: list[torch.Tensor]  # per expert [F, D]: U_e
+    gate_value: list[Matrix]  # per expert x ↦ x [W_e | V_e] ([D, 2F])
+    expert_out: list[Matrix]  # per expert x ↦ x U_e ([F, D])
     post_moe: torch.Tensor  # [D]
 
     @classmethod
-    def of(cls, layer, config: MinGrokConfig) -> _LayerWeights:
+    def of(cls, layer, config: MinGrokConfig, weights: str) -> _LayerWeights:
         attention, moe = layer.attention, layer.moe
-        query = attention.query.weight * (config.attn_scale / config.attn_logit_softcap)
+        query = attention.query.weight * (2 * config.attn_scale / config.attn_logit_softcap)
         key = attention.key.weight
         qkv_rot = torch.cat(
             [
@@ -127,15 +149,15 @@ class _LayerWeights:
         )
         pre_moe = layer.pre_moe_norm.scale[:, None]
         return cls(
-            qkv_rot=(qkv_rot * layer.pre_attention_norm.scale).t().contiguous(),
-            out=_per_group_blocks(attention.out.weight.t(), config),
+            qkv_rot=_matrix((qkv_rot * layer.pre_attention_norm.scale).t(), weights),
+            out=_matrix(_per_group_blocks(attention.out.weight.t(), config), weights),
             post_attention=layer.post_attention_norm.scale.clone(),
             router=moe.router.linear.weight.t() * pre_moe,
             gate_value=[
-                torch.cat([gate, value], dim=1) * pre_moe
+                _matrix(torch.cat([gate, value], dim=1) * pre_moe, weights)
                 for gate, value in zip(moe.w_gate, moe.w_value, strict=True)
             ],
-            expert_out=[w.clone() for w in moe.w_out],
+            expert_out=[_matrix(w.clone(), weights) for w in moe.w_out],
             post_moe=layer.post_moe_norm.scale.clone(),
         )
 
@@ -149,7 +171,7 @@ def _inverse_rms(x: torch.Tensor, eps: float) -> float:
 
 class _RopeTable:
     """cos and sin of position · θ_i for every rotated value of the fused projection, per
-    position: (g, i, n) of the query blocks and (g, i) of the keys read θ_i (i < d/2) or θ_{i−d/2},
+    position: (n, g, i) of the query blocks and (g, i) of the keys read θ_i (i < d/2) or θ_{i−d/2},
     the split-half pairing of :func:`mingrok.rope.apply_rope`. Computed for a block of positions
     at once, extended when generation goes past it."""
 
@@ -157,7 +179,7 @@ class _RopeTable:
         inverse = rope_inverse_frequencies(config.head_dim, config.rope_base, device=device)
         inverse = torch.cat([inverse, inverse])  # [d]
         groups, heads = config.num_kv_heads, config.num_q_heads
-        query = inverse[None, :, None].expand(groups, -1, heads).reshape(-1)
+        query = inverse.expand(heads, groups, -1).reshape(-1)
         self.inverse_frequencies = torch.cat([query, inverse.repeat(groups)])
         self.cos = self.sin = self.inverse_frequencies[None, :0]
         self.block = config.max_seq_len
@@ -183,15 +205,21 @@ class FusedDecoder:
     and RoPE has already written its position into it, so both attend to the same keys.
 
     Built from a float32 MinGrok in eval mode (:func:`supports`); reads the weights as they are
-    when built, so build a new one after training further.
+    when built, so build a new one after training further. ``weights`` is one of
+    :data:`WEIGHTS`: "int8" stores the attention and expert matrices quantised
+    (:mod:`mingrok.quantize`), which needs d_model, H·G·d_h and the FFN width to be multiples of 16.
     """
 
-    def __init__(self, model: MinGrok, capacity: int | None = None) -> None:
+    def __init__(
+        self, model: MinGrok, capacity: int | None = None, weights: str = "float32"
+    ) -> None:
         if not supports(model, 1):
             raise ValueError(
                 "FusedDecoder needs a float32 MinGrok in eval mode; got dtype "
                 f"{model.embed.weight.dtype}, training={model.training}"
             )
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}; got {weights!r}")
         config = model.config
         self.model, self.config = model, config
         self.capacity = capacity or config.max_seq_len
@@ -200,11 +228,11 @@ class FusedDecoder:
             self.embed_in = embed * config.embedding_scale
             scaled_out = embed * config.output_multiplier * model.final_norm.scale
             self.embed_out = scaled_out.t().contiguous()  # [D, V], final norm's scale folded in
-            self.layers = [_LayerWeights.of(layer, config) for layer in model.layers]
+            self.layers = [_LayerWeights.of(layer, config, weights) for layer in model.layers]
         self.rope = _RopeTable(config, embed.device)
-        shape = (config.num_layers, self.capacity, config.num_kv_heads * config.head_dim)
-        self.keys = embed.new_zeros(shape)  # [L, capacity, G·d], rotated keys
-        self.values = embed.new_zeros(shape)
+        width = config.num_kv_heads * config.head_dim
+        self.keys = embed.new_zeros(config.num_layers, width, self.capacity)  # rotated, transposed
+        self.values = embed.new_zeros(config.num_layers, self.capacity, width)
         self.position = 0  # absolute position of the next token
         self.filled = 0  # slots in use
 
@@ -215,7 +243,7 @@ class FusedDecoder:
         cache = KVCache.for_model(self.model, 1, self.capacity)
         logits = self.model(tokens, cache=cache).logits[:, -1]
         for layer in range(self.config.num_layers):
-            self.keys[layer, :length] = cache.keys[layer][0, :length].flatten(1)
+            self.keys[layer, :, :length] = cache.keys[layer][0, :length].flatten(1).t()
             self.values[layer, :length] = cache.values[layer][0, :length].flatten(1)
         self.position = self.filled = length
         return logits
@@ -228,35 +256,40 @@ class FusedDecoder:
         slot = self.position % self.capacity
         self.filled = min(self.filled + 1, self.capacity)
         h = F.embedding(token, self.embed_in)  # [1, D]
-        for weights, keys, values in zip(self.layers, self.keys, self.values, strict=True):
+        for layer, keys, values in zip(self.layers, self.keys, self.values, strict=True):
             normed = h * _inverse_rms(h, eps)
-            attended = self._attention(normed, weights, cos, sin, keys, values, slot)
-            h = h + attended * weights.post_attention * _inverse_rms(attended, eps)
-            moe_out = self._moe(h * _inverse_rms(h, eps), weights)
-            h = h + moe_out * weights.post_moe * _inverse_rms(moe_out, eps)
+            attended = self._attention(normed, layer, cos, sin, keys, values, slot)
+            h = torch.addcmul(h, attended, layer.post_attention, value=_inverse_rms(attended, eps))
+            moe_out = self._moe(h * _inverse_rms(h, eps), layer)
+            h = torch.addcmul(h, moe_out, layer.post_moe, value=_inverse_rms(moe_out, eps))
         self.position += 1
         return torch.mm(h * _inverse_rms(h, eps), self.embed_out)
 
     def _attention(self, x, weights: _LayerWeights, cos, sin, keys, values, slot: int):
         """x [1, D] normalised (scale folded) → attention output [1, D]; stores k, v at
-        ``slot`` of this layer's ring ``keys``/``values`` [capacity, G·d]."""
+        ``slot`` of this layer's ring ``keys`` [G·d, capacity] (stored transposed, the layout the
+        scores' matmul reads) and ``values`` [capacity, G·d]."""
         config = self.config
         query_width = config.num_kv_heads * config.head_dim * config.num_q_heads
         rotated_width = len(cos)
-        projected = torch.mm(x, weights.qkv_rot)[0]
-        plain, partner, value = projected.split([rotated_width, rotated_width, keys.shape[1]])
+        projected = weights.qkv_rot(x)[0].float()
+        plain, partner, value = projected.split([rotated_width, rotated_width, values.shape[1]])
         rotated = torch.addcmul(plain * cos, partner, sin)  # RoPE: x cos θ + rotate_half(x) sin θ
-        keys[slot] = rotated[query_width:]
+        keys[:, slot] = rotated[query_width:]
         values[slot] = value
-        keys, values = keys[: self.filled], values[: self.filled]
-        query = rotated[:query_width].view(keys.shape[1], config.num_q_heads)
-        logits = torch.mm(keys, query)  # [S, H], already × m/c
-        probs = torch.softmax(torch.tanh(logits).mul_(config.attn_logit_softcap), dim=0)
-        out = torch.mm(values.t(), probs)  # [G·d, H]: head n's output in its group's rows
-        return torch.mm(out.view(1, -1), weights.out)
+        if self.filled < self.capacity:
+            keys, values = keys[:, : self.filled], values[: self.filled]
+        query = rotated[:query_width].view(config.num_q_heads, values.shape[1])
+        logits = torch.mm(query, keys)  # [H, S], already × 2m/c
+        probs = torch.softmax(torch.sigmoid(logits).mul_(2 * config.attn_logit_softcap), dim=-1)
+        out = torch.mm(probs, values)  # [H, G·d]: head n's output in its group's columns
+        return weights.out(out.view(1, -1)).float()
 
     def _moe(self, x, weights: _LayerWeights) -> torch.Tensor:
-        """x [1, D] normalised (scale folded) → Σ_j g_j · FFN_{e_j}(x) [1, D]."""
+        """x [1, D] normalised (scale folded) → Σ_j g_j · FFN_{e_j}(x) [1, D].
+
+        The GeGLU runs in the dtype the expert matrices give (bfloat16 for int8 weights, which
+        saves converting each product back and forth); the gated sum is float32."""
         config = self.config
         probs = torch.softmax(torch.mm(x, weights.router), dim=-1)
         gates, experts = probs.topk(config.num_experts_per_token, dim=-1)
@@ -265,7 +298,7 @@ class FusedDecoder:
         ffn = config.ffn_dim
         outputs = []
         for expert in experts[0].tolist():
-            gate_value = torch.mm(x, weights.gate_value[expert])
+            gate_value = weights.gate_value[expert](x)
             hidden = gelu_tanh(gate_value[:, :ffn]) * gate_value[:, ffn:]
-            outputs.append(torch.mm(hidden, weights.expert_out[expert]))
-        return torch.mm(gates, torch.cat(outputs))
+            outputs.append(weights.expert_out[expert](hidden))
+        return torch.mm(gates, torch.cat(outputs).float())
