@@ -127,6 +127,21 @@ def test_bad_thread_counts_are_refused_like_any_bad_number(bad, capsys):
         assert "Traceback" not in error
 
 
+def test_sample_with_int8_weights_and_its_refusals(capsys):
+    greedy = ["sample", "--max-new-tokens", "24", "--temperature", "0"]
+    assert main([*greedy, "--weights", "int8"]) == 0
+    int8_text = capsys.readouterr().out
+    assert main(greedy) == 0
+    assert int8_text == capsys.readouterr().out  # the shipped model's choices survive int8
+    with pytest.raises(SystemExit) as exit_info:
+        main([*greedy, "--weights", "int8", "--no-cache"])
+    assert exit_info.value.code == 2
+    assert "error: weights='int8' needs the fused decoder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*greedy, "--weights", "int4"])
+    assert "argument --weights: invalid choice: 'int4'" in capsys.readouterr().err
+
+
 def test_sampling_defaults_to_one_thread_and_batches_to_torchs_default():
     parser = build_parser()
     assert parser.parse_args(["sample"]).threads == SAMPLE_THREADS == 1

@@ -146,6 +146,13 @@ def test_invalid_arguments_name_the_parameter():
         generate(model, [1, 2], -1)
     with pytest.raises(ValueError, match="empty"):
         generate(model, [[1, 2], []], 3)
+    with pytest.raises(ValueError, match=r"weights='int4' is invalid: .* float32, int8"):
+        generate(model, [1, 2], 3, weights="int4")
+    for kwargs in ({"use_cache": False}, {"fused": False}):
+        with pytest.raises(ValueError, match=r"weights='int8' needs the fused decoder"):
+            generate(model, [1, 2], 3, weights="int8", **kwargs)
+    with pytest.raises(ValueError, match=r"weights='int8' needs the fused decoder"):
+        generate(model, [[1, 2], [3]], 3, weights="int8")  # a batch
 
 
 def test_both_paths_agree_on_left_padded_batches():
