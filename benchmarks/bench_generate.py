@@ -1,23 +1,28 @@
-"""Generation speed of the shipped model: tokens/s for 500 new tokens, fused step vs eager step.
+"""Generation speed of the shipped model: tokens/s for 500 new tokens, three cached paths, and
+what int8 weights cost in quality.
 
-Both paths use the KV cache and feed one token per step; the eager one runs ``MinGrok.forward``
-(about 1,600 ATen calls per token, as ``torch.profiler`` counts them), the fused one
-:class:`mingrok.decode.FusedDecoder` (the same logits from about 600 calls and rearranged weights).
-The two run in turn, round after round, so background load hits both; each round's ratio is
-fused/eager speed, and the median ratio is the figure to quote on a busy machine. Target for the
-fused path: ≥ 1000 tokens/s, batch 1. A step works on one position, ops far too small to split
-across threads: it is measured with 1 and with 2 torch threads (on a busy machine 2 threads can be
-much slower, each op waiting for the other core).
+All three paths use the KV cache and feed one token per step:
+
+* eager: ``MinGrok.forward`` on the new token (about 1,600 ATen calls per token, as
+  ``torch.profiler`` counts them);
+* fused: :class:`mingrok.decode.FusedDecoder`, the same logits (within 1e-4) from rearranged
+  float32 weights and about 550 calls;
+* int8: the fused step with its attention and expert matrices stored as int8 plus a bfloat16
+  scale per output column (``generate(..., weights="int8")``, ``sample --weights int8``).
+
+They run in turn, round after round, so background load hits all of them; each round's ratio is
+a path's speed over the eager one's, and the median ratio is the figure to quote on a busy machine.
+Target: ≥ 1000 tokens/s, batch 1. A step works on one position, ops far too small to split across
+threads: it is measured with 1 and with 2 torch threads.
+
+Quality: both fused decoders read the first ``--quality-tokens`` tokens of the validation text one
+at a time (teacher forcing, the ring cache sliding past the 256-token context) and the mean
+negative log-likelihood is reported in nats per character, float32 against int8.
 
     python benchmarks/bench_generate.py                  # 500 tokens, 1 and 2 threads
     python benchmarks/bench_generate.py --without-cache  # also the uncached loop (slow)
 
-Measured on a shared 2-vCPU AMD EPYC VM (torch 2.13, load 3.5-8.5 from other jobs, 3 rounds):
-1 thread, fused 213-282 tokens/s against eager 104-204, median ratio 2.06-2.13x; 2 threads, fused
-26-462 against eager 14-98, median ratio 1.13-10.9x (2 threads collapse whenever the other core is
-busy). The target is missed on that machine: what the fused step still spends is mostly the
-matrix-vector products reading the two chosen experts' weights, ~8 MB per token (16 matmuls alone
-measured 0.7 ms per token there), the bound for float32 weights at batch 1.
+Figures: see the note of issue 13 and chapter 9 (they depend on the machine and its load).
 """
 
 from __future__ import annotations
@@ -29,8 +34,12 @@ import time
 import torch
 
 from mingrok import generate, pretrained
+from mingrok.data import load_shakespeare, split_text
+from mingrok.decode import FusedDecoder, teacher_forced_nats_per_char
+from mingrok.train import token_char_lengths
 
 PROMPT = "JULIET:\nO Romeo, Romeo! wherefore art thou"
+PATHS = {"fused": {}, "int8": {"weights": "int8"}, "eager": {"fused": False}}
 
 
 def seconds(model, prompt_ids, new_tokens: int, **path) -> float:
@@ -45,6 +54,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--quality-tokens", type=int, default=4000)
     parser.add_argument("--without-cache", action="store_true", help="also time the uncached loop")
     args = parser.parse_args()
 
@@ -52,34 +62,52 @@ def main() -> None:
     prompt_ids = tokenizer.encode(PROMPT)
     n = args.new_tokens
     torch.set_num_threads(args.threads[0])
-    same = generate(model, prompt_ids, n, temperature=0) == generate(
-        model, prompt_ids, n, temperature=0, fused=False
-    )
+    greedy = {name: generate(model, prompt_ids, n, temperature=0, **p) for name, p in PATHS.items()}
+    same = [a == b for a, b in zip(greedy["int8"], greedy["fused"], strict=True)] + [False]
     print(
         f"shipped model, prompt of {len(prompt_ids)} tokens, {n} new tokens, context "
-        f"{model.config.max_seq_len}, {args.rounds} interleaved rounds; greedy tokens of the two "
-        f"paths {'identical' if same else 'DIFFER'}"
+        f"{model.config.max_seq_len}, {args.rounds} interleaved rounds; greedy tokens: fused "
+        f"{'identical to' if greedy['fused'] == greedy['eager'] else 'DIFFER from'} eager, int8 "
+        f"the same as float32 for the first {same.index(False)} of {n}"
     )
     best = 0.0
     for threads in args.threads:
         torch.set_num_threads(threads)
-        fused, eager = [], []
+        times = {name: [] for name in PATHS}
         for _ in range(args.rounds):
-            fused.append(seconds(model, prompt_ids, n))
-            eager.append(seconds(model, prompt_ids, n, fused=False))
-        ratio = statistics.median(e / f for e, f in zip(eager, fused, strict=True))
-        line = (
-            f"{threads} thread(s): fused {n / min(fused):6.0f} tokens/s, eager "
-            f"{n / min(eager):5.0f} tokens/s (best of {args.rounds}); median ratio {ratio:.2f}x"
+            for name, path in PATHS.items():
+                times[name].append(seconds(model, prompt_ids, n, **path))
+        speeds = {name: n / min(runs) for name, runs in times.items()}
+        ratios = {
+            name: statistics.median(e / t for e, t in zip(times["eager"], runs, strict=True))
+            for name, runs in times.items()
+        }
+        line = f"{threads} thread(s), best of {args.rounds}: " + ", ".join(
+            f"{name} {speeds[name]:5.0f} tokens/s" for name in PATHS
         )
+        line += f"; median ratio to eager: fused {ratios['fused']:.2f}x, int8 {ratios['int8']:.2f}x"
         if args.without_cache:
             line += f"; without the cache {n / seconds(model, prompt_ids, n, use_cache=False):.0f}"
         print(line, flush=True)
-        best = max(best, n / min(fused))
+        best = max(best, speeds["fused"], speeds["int8"])
     target = 1000
     print(
-        f"best fused speed {best:.0f} tokens/s {'meets' if best >= target else 'misses'} "
+        f"best speed {best:.0f} tokens/s {'meets' if best >= target else 'misses'} "
         f"the {target} tokens/s target"
+    )
+
+    torch.set_num_threads(1)
+    _, val_text = split_text(load_shakespeare())
+    ids = torch.tensor(tokenizer.encode(val_text)[: args.quality_tokens])
+    chars = token_char_lengths(tokenizer)
+    quality = {
+        weights: teacher_forced_nats_per_char(FusedDecoder(model, weights=weights), ids, chars)
+        for weights in ("float32", "int8")
+    }
+    print(
+        f"quality, first {len(ids)} validation tokens teacher-forced: float32 "
+        f"{quality['float32']:.5f}, int8 {quality['int8']:.5f} nats/char "
+        f"({quality['int8'] - quality['float32']:+.5f})"
     )
 
 

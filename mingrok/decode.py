@@ -302,3 +302,18 @@ class FusedDecoder:
             hidden = gelu_tanh(gate_value[:, :ffn]) * gate_value[:, ffn:]
             outputs.append(weights.expert_out[expert](hidden))
         return torch.mm(gates, torch.cat(outputs).float())
+
+
+@torch.no_grad()
+def teacher_forced_nats_per_char(
+    decoder: FusedDecoder, ids: torch.Tensor, char_lengths: torch.Tensor
+) -> float:
+    """Mean −log p(next token) over ``ids[1:]`` [T], fed one at a time through ``decoder`` (a fresh
+    one: the cache slides past the context), per character of those tokens: how well a decoding
+    step predicts, to compare float32 and int8 weights."""
+    logits = decoder.prefill(ids[None, :1])
+    nats = 0.0
+    for index in range(1, len(ids)):
+        nats -= float(torch.log_softmax(logits[0], dim=-1)[ids[index]])
+        logits = decoder.step(ids[index : index + 1])
+    return nats / float(char_lengths[ids[1:]].sum())

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mingrok import KVCache, MinGrok, generate, pretrained
-from mingrok.decode import FusedDecoder, supports
+from mingrok.decode import FusedDecoder, supports, teacher_forced_nats_per_char
 
 from .conftest import tiny_config
 
@@ -113,6 +113,20 @@ def test_int8_weights_need_widths_the_kernel_multiplies():
         FusedDecoder(_model(), weights="int8")  # d_model 24
     with pytest.raises(ValueError, match=r"weights must be one of float32, int8; got 'int4'"):
         FusedDecoder(_model(), weights="int4")
+
+
+def test_teacher_forced_nats_are_the_whole_texts_cross_entropy_per_char(one_thread):
+    model = _model()
+    ids = torch.randint(
+        0, model.config.vocab_size, (20,), generator=torch.Generator().manual_seed(3)
+    )
+    chars = torch.arange(1, model.config.vocab_size + 1, dtype=torch.float32) % 3 + 1  # 1-3 each
+    with torch.no_grad():
+        logits = model(ids[None]).logits[0, :-1]
+    nats = torch.nn.functional.cross_entropy(logits, ids[1:], reduction="sum")
+    expected = float(nats / chars[ids[1:]].sum())
+    got = teacher_forced_nats_per_char(FusedDecoder(model), ids, chars)
+    assert got == pytest.approx(expected, rel=1e-5)
 
 
 def test_supports_only_one_float32_sequence_in_eval_mode():
