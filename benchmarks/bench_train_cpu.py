@@ -19,7 +19,9 @@ slower (3,438 against 3,777 tokens/s at FFN 344).
 
 Measured with this recipe on a 2-vCPU AMD EPYC VM (torch 2.13, 1 thread, the other core mostly
 idle: load average 0.20 before, 0.99 after): 1.8045, 1.6658, 1.5758, 1.5479 nats/char at
-60/120/180/240 s (1,548 steps, ~6,600 training tokens/s). Two threads on a busy 2-core machine are
+60/120/180/240 s (1,548 steps, ~6,600 training tokens/s); a second run (load 0.52 before, 1.01
+after) gave 1.8101, 1.6876, 1.5884, 1.5609 (1,579 steps: the schedule follows the clock, so runs
+differ by ~0.01-0.02). Two threads on a busy 2-core machine are
 far slower (each op waits for the other core): use them only when the cores are free.
 """
 
