@@ -9,20 +9,21 @@ elapsed / budget), so the run ends at the minimum learning rate whatever the mac
 
     python benchmarks/bench_train_cpu.py --threads 1   # on a machine shared with other jobs
 
-In a 240-s budget the model's size is the recipe: the shipped model (FFN 688, context 256, batch 8,
-lr 2e-3) fitted 310 steps (~2,650 training tokens/s) and reached 1.985 and 1.773 nats/char at 120
-and 240 s. 120-s screens on the same machine (1 thread, another job on the other core) each moved
-the loss: lr 4e-3 (2.094 → 2.008), batch 4 (1.881), FFN 344 (1.800 with both), FFN 168 (1.704),
-context 128 (1.664), context 64 at batch 16 (1.632); FFN 88 gained no more (1.661 at context 128),
-lr 8e-3 lost (1.826), and bfloat16 autocast (``TrainConfig.autocast``) made these small matmuls
-slower (3,438 against 3,777 tokens/s at FFN 344).
+In a 240-s budget the model's size is the recipe: the previous quick recipe (the shipped model:
+FFN 688, context 256; batch 8, lr 2e-3) fitted 310 steps (~2,650 training tokens/s) and reached
+1.985 and 1.773 nats/char at 120 and 240 s. 120-s screens on the same machine (1 thread, another
+job on the other core), each change kept in the next: lr 4e-3 (2.094 → 2.008; 8e-3 gave 1.960),
+batch 4 (1.881), FFN 344 (1.800; lr 8e-3 there: 1.826), FFN 168 (1.704), context 128 at batch 8
+(1.664), context 64 at batch 16 (1.632). FFN 88 gained nothing (1.661 at context 128), and
+bfloat16 autocast (``TrainConfig.autocast``) slowed these small matmuls (3,438 against 3,777
+tokens/s at FFN 344, batch 4).
 
 Measured with this recipe on a 2-vCPU AMD EPYC VM (torch 2.13, 1 thread, the other core mostly
 idle: load average 0.20 before, 0.99 after): 1.8045, 1.6658, 1.5758, 1.5479 nats/char at
 60/120/180/240 s (1,548 steps, ~6,600 training tokens/s); a second run (load 0.52 before, 1.01
 after) gave 1.8101, 1.6876, 1.5884, 1.5609 (1,579 steps: the schedule follows the clock, so runs
-differ by ~0.01-0.02). Two threads on a busy 2-core machine are
-far slower (each op waits for the other core): use them only when the cores are free.
+differ by ~0.01-0.02). Two threads on a busy 2-core machine are far slower (each op waits for the
+other core): use them only when the cores are free.
 """
 
 from __future__ import annotations
