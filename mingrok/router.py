@@ -140,7 +140,8 @@ class Router(Float32Parameters):
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> RouterStats:
         """x [N, D] → RouterStats with gates/experts [N, k]: softmax over all E, then top-k."""
         noise = self.config.router_noise if self.training else "none"
-        logits = self._logits_with[noise](self, x.float())  # [N, E] float32
+        with torch.autocast(x.device.type, enabled=False):  # float32 under a trainer's autocast
+            logits = self._logits_with[noise](self, x.float())  # [N, E] float32
         probs = torch.softmax(logits, dim=-1)
         gates, experts = probs.topk(self.config.num_experts_per_token, dim=-1)
         if self.config.renormalize_gates:

@@ -82,8 +82,9 @@ def test_same_seed_gives_an_identical_history_and_another_seed_does_not():
     assert other.train_loss != first.train_loss
 
 
-def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
-    uninterrupted = _trainer(model_changes=NOISY).run(quiet=True)
+@pytest.mark.parametrize("autocast", ["off", "bfloat16"])
+def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path, autocast):
+    uninterrupted = _trainer(model_changes=NOISY, autocast=autocast).run(quiet=True)
 
     class Interrupted(Exception):
         pass
@@ -102,9 +103,9 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        _trainer(model_changes=NOISY).run(quiet=True, on_evaluate=save_then_stop)
+        _trainer(model_changes=NOISY, autocast=autocast).run(quiet=True, on_evaluate=save_then_stop)
 
-    resumed = _trainer(model_changes=NOISY)
+    resumed = _trainer(model_changes=NOISY, autocast=autocast)
     torch.manual_seed(99)  # whatever happened in between
     checkpoint = read_checkpoint(path)
     load_model_state(resumed.model, checkpoint)
@@ -121,6 +122,48 @@ def test_resume_refuses_a_different_seed(tmp_path):
     other = _trainer(seed=5)
     with pytest.raises(ValueError, match="seed"):
         other.load_state(trainer.state_tensors(), trainer.state_metadata())
+
+
+def test_resume_refuses_another_autocast(tmp_path):
+    trainer = _trainer(steps=2, autocast="bfloat16")
+    trainer.run(quiet=True)
+    other = _trainer()
+    with pytest.raises(ValueError, match="autocast='bfloat16', this run asks for 'off'"):
+        other.load_state(trainer.state_tensors(), trainer.state_metadata())
+
+
+def test_bfloat16_autocast_trains_float32_weights_close_to_a_float32_run(tmp_path):
+    changes = {"steps": 40, "learning_rate": 1e-2, "min_learning_rate": 1e-3, "eval_interval": 40}
+    float32 = _trainer(**changes).run(quiet=True)
+    trainer = _trainer(autocast="bfloat16", **changes)
+    before = trainer.evaluate()
+    history = trainer.run(quiet=True)
+    assert history.val_nats_per_char[-1] < before - 0.3
+    # the matmuls really ran in bfloat16 (another loss), from the same float32 start
+    assert history.train_loss != float32.train_loss
+    assert history.train_loss[0] == pytest.approx(float32.train_loss[0], rel=1e-2)
+    assert history.val_nats_per_char[-1] == pytest.approx(float32.val_nats_per_char[-1], abs=0.1)
+    # master weights, optimizer moments and the checkpoint stay float32
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
+    moments = [v for state in trainer.optimizer.state.values() for k, v in state.items()]
+    assert {m.dtype for m in moments} == {torch.float32}
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, trainer.model, tokenizer_name="test", metadata=trainer.state_metadata())
+    checkpoint = read_checkpoint(path)
+    assert {t.dtype for t in checkpoint.tensors.values()} == {torch.float32}
+    assert TrainConfig.from_dict(checkpoint.metadata["train_config"]).autocast == "bfloat16"
+
+
+def test_the_router_stays_float32_under_autocast():
+    torch.manual_seed(0)
+    router = MinGrok(tiny_config()).layers[0].moe.router
+    x = torch.randn(10, router.linear.in_features)
+    expected = router(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stats = router(x)
+    assert stats.logits.dtype == torch.float32
+    assert torch.equal(stats.logits, expected.logits)
+    assert torch.equal(stats.experts, expected.experts)
 
 
 def test_learning_rate_warms_up_then_follows_the_cosine_to_the_minimum():
@@ -182,11 +225,25 @@ def test_char_lengths_of_the_mingrok_tokenizer():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("steps", 0), ("batch_size", -1), ("learning_rate", 0.0), ("min_learning_rate", 1.0)],
+    [
+        ("steps", 0),
+        ("batch_size", -1),
+        ("learning_rate", 0.0),
+        ("min_learning_rate", 1.0),
+        ("autocast", "float16"),
+        ("autocast", torch.bfloat16),
+    ],
 )
 def test_invalid_train_config_names_the_field(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ValueError, match=f"TrainConfig.{field}=.* is invalid"):
         TrainConfig(**{field: value})
+
+
+def test_an_unknown_autocast_lists_the_allowed_ones():
+    with pytest.raises(
+        ValueError, match=r"autocast='bf16' is invalid: it must be one of \('off', 'bfloat16'\)"
+    ):
+        TrainConfig(autocast="bf16")
 
 
 def test_train_config_shares_the_config_machinery():
