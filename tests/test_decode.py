@@ -129,6 +129,23 @@ def test_teacher_forced_nats_are_the_whole_texts_cross_entropy_per_char(one_thre
     assert got == pytest.approx(expected, rel=1e-5)
 
 
+def test_decoders_share_weights_until_a_parameter_changes(one_thread):
+    model = _model()
+    first = FusedDecoder(model)
+    assert FusedDecoder(model).layers is first.layers  # generate() builds one per call
+    assert FusedDecoder(model, weights="float32").layers is first.layers
+    with torch.no_grad():
+        model.layers[1].moe.w_out[0].mul_(2)  # what an optimizer step does: in place
+    changed = FusedDecoder(model)
+    assert changed.layers is not first.layers
+    eager, fused = _eager_and_fused_logits(model, [3, 1, 4], 4)
+    torch.testing.assert_close(fused, eager, rtol=0, atol=1e-5)
+    model.load_state_dict(_model().state_dict())
+    assert FusedDecoder(model).layers is not changed.layers
+    eager, fused = _eager_and_fused_logits(model, [3, 1, 4], 4)
+    torch.testing.assert_close(fused, eager, rtol=0, atol=1e-5)
+
+
 def test_supports_only_one_float32_sequence_in_eval_mode():
     model = _model()
     assert supports(model, 1)
