@@ -126,8 +126,8 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
         "--weights",
         choices=WEIGHTS,
         default="float32",
-        help="how the fast decoder stores its matrices: int8 is about twice as fast, for a small "
-        "cost in quality (benchmarks/bench_generate.py measures both)",
+        help="how the fast decoder stores its matrices: int8 is 1.5 to 2 times as fast, for a "
+        "small cost in quality (benchmarks/bench_generate.py measures both)",
     )
     parser.add_argument(
         "--tensor-parallel",
