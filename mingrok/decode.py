@@ -236,7 +236,7 @@ class _RopeTable:
             positions = torch.arange(size, device=self.cos.device, dtype=torch.float32)
             phase = positions[:, None] * self.inverse_frequencies
             self.cos, self.sin = torch.cos(phase), torch.sin(phase)
-        return self.cos[position], self.sin[position]
+        return self.cos.select(0, position), self.sin.select(0, position)
 
 
 class FusedDecoder:
@@ -277,6 +277,8 @@ class FusedDecoder:
         width = config.num_kv_heads * config.head_dim
         self.keys = embed.new_zeros(config.num_layers, width, self.capacity)  # rotated, transposed
         self.values = embed.new_zeros(config.num_layers, self.capacity, width)
+        # each layer's weights and views of its cache, split once rather than at every step
+        self._per_layer = list(zip(self.layers, self.keys, self.values, strict=True))
         self.position = 0  # absolute position of the next token
         self.filled = 0  # slots in use
 
@@ -304,7 +306,7 @@ class FusedDecoder:
         slot = self.position % self.capacity
         self.filled = min(self.filled + 1, self.capacity)
         h = F.embedding(token, self.embed_in)  # [1, D]
-        for layer, keys, values in zip(self.layers, self.keys, self.values, strict=True):
+        for layer, keys, values in self._per_layer:
             normed = h * _inverse_rms(h, eps)
             attended = self._attention(normed, layer, cos, sin, keys, values, slot)
             h = torch.addcmul(h, attended, layer.post_attention, value=_inverse_rms(attended, eps))
@@ -320,14 +322,16 @@ class FusedDecoder:
         config = self.config
         query_width = config.num_kv_heads * config.head_dim * config.num_q_heads
         rotated_width = len(cos)
-        projected = weights.qkv_rot(x)[0].float()
+        # (tensor methods rather than indexing syntax below: at this size, parsing an index costs
+        # more than the op it makes)
+        projected = weights.qkv_rot(x).float().view(-1)
         plain, partner, value = projected.split([rotated_width, rotated_width, values.shape[1]])
         rotated = torch.addcmul(plain * cos, partner, sin)  # RoPE: x cos θ + rotate_half(x) sin θ
-        keys[:, slot] = rotated[query_width:]
-        values[slot] = value
+        keys.select(1, slot).copy_(rotated.narrow(0, query_width, values.shape[1]))
+        values.select(0, slot).copy_(value)
         if self.filled < self.capacity:
-            keys, values = keys[:, : self.filled], values[: self.filled]
-        query = rotated[:query_width].view(config.num_q_heads, values.shape[1])
+            keys, values = keys.narrow(1, 0, self.filled), values.narrow(0, 0, self.filled)
+        query = rotated.narrow(0, 0, query_width).view(config.num_q_heads, values.shape[1])
         logits = torch.mm(query, keys)  # [H, S], already × 2m/c
         probs = torch.softmax(torch.sigmoid(logits).mul_(2 * config.attn_logit_softcap), dim=-1)
         out = torch.mm(probs, values)  # [H, G·d]: head n's output in its group's columns
@@ -345,9 +349,9 @@ class FusedDecoder:
             gates = gates / gates.sum(dim=-1, keepdim=True)
         ffn = config.ffn_dim
         outputs = []
-        for expert in experts[0].tolist():
+        for expert in experts.tolist()[0]:
             gate_value = weights.gate_value[expert](x)
-            hidden = gelu_tanh(gate_value[:, :ffn]) * gate_value[:, ffn:]
+            hidden = gelu_tanh(gate_value.narrow(1, 0, ffn)) * gate_value.narrow(1, ffn, ffn)
             outputs.append(weights.expert_out[expert](hidden))
         return torch.mm(gates, torch.cat(outputs).float())
 
