@@ -38,8 +38,7 @@ class Int8Matrix:
     def of(cls, weight: torch.Tensor) -> Int8Matrix:
         """Quantise a float weight [K, N], one scale per output column (an all-zero column gets
         scale 1 and stays zero)."""
-        inputs = weight.shape[0]
-        if weight.dim() != 2 or inputs % INPUT_MULTIPLE:
+        if weight.dim() != 2 or weight.shape[0] % INPUT_MULTIPLE:
             raise ValueError(
                 f"int8 weights need a matrix [K, N] with K a multiple of {INPUT_MULTIPLE} "
                 f"(the int8 kernel's input width); got shape {tuple(weight.shape)}"
