@@ -381,6 +381,23 @@ class _TokenIds:
         return "".join(f"{token_id} " for token_id in ids)
 
 
+class _StreamingText:
+    """Writes a growing sequence of ids as the tokenizer decodes the whole, one addition at a time:
+    SentencePiece decodes a lone piece without its leading space ('▁the' → 'the'), and byte
+    pieces only make a character together, so Grok-1's ids cannot be decoded one by one."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.ids, self.written = tokenizer, [], ""
+
+    def decode(self, ids) -> str:
+        self.ids += ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        text = self.tokenizer.decode(self.ids)
+        if text.endswith("\ufffd") or not text.startswith(self.written):  # a character unfinished
+            return ""
+        added, self.written = text[len(self.written) :], text
+        return added
+
+
 def _sample_model_and_prompt(args: argparse.Namespace, device) -> tuple[Any, Any, list[int]]:
     """The model, the tokenizer and the prompt's ids ``sample`` uses, every option checked before
     anything is printed (and, with --grok1, before the weights are read)."""
@@ -403,8 +420,9 @@ def _sample_model_and_prompt(args: argparse.Namespace, device) -> tuple[Any, Any
         raise ValueError("--checkpoint and --grok1 each name a model to sample from; give one")
     config = GROK1 if args.grok1_config is None else _grok1_config(args.grok1_config)
     if args.tokenizer is not None:
-        tokenizer = _grok1_tokenizer(args.tokenizer, config.vocab_size)
-        prompt_ids = args.prompt_ids or tokenizer.encode(args.prompt)
+        grok1_tokenizer = _grok1_tokenizer(args.tokenizer, config.vocab_size)
+        prompt_ids = args.prompt_ids or grok1_tokenizer.encode(args.prompt)
+        tokenizer = _StreamingText(grok1_tokenizer)
     elif args.prompt_ids is None:
         raise ValueError(
             "--grok1 needs --tokenizer FILE (Grok-1's tokenizer.model) or --prompt-ids"
