@@ -652,8 +652,9 @@ class _PickleWriter:
         self.out.write(self.frame)
         self.frame.clear()
 
-    def memoize(self, key: Any) -> None:
-        self.memo[key] = len(self.memo)
+    def memoize(self, key: Any = None) -> None:
+        """MEMOIZE the object just written; ``key`` finds it again (None: it is never reused)."""
+        self.memo[key if key is not None else object()] = len(self.memo)
         self.write(b"\x94")  # MEMOIZE
 
     def get(self, key: Any) -> bool:
@@ -700,11 +701,9 @@ class _PickleWriter:
         self.boundary()
         self.write({None: b"N", False: b"\x89", True: b"\x88"}[value])
 
-    def tuple_(self, items: tuple, key: Any = None) -> None:
-        """A tuple of already-written items; ``key`` memoises it for reuse (None: a new one)."""
+    def tuple_(self, items: tuple) -> None:
+        """A new tuple of up to three items, each written by calling it."""
         self.boundary()
-        if key is not None and self.get(key):
-            return
         for write_item in items:
             write_item()
         n = len(items)
@@ -714,7 +713,7 @@ class _PickleWriter:
         if n > 3:
             raise AssertionError("longer tuples are written with MARK")
         self.write(b"\x85\x86\x87"[n - 1 : n])  # TUPLE1/2/3
-        self.memoize(key if key is not None else ("tuple", id(items), len(self.memo)))
+        self.memoize()
 
     def marked_tuple(self, items: list) -> None:
         self.boundary()
@@ -722,7 +721,7 @@ class _PickleWriter:
         for write_item in items:
             write_item()
         self.write(b"t")  # TUPLE
-        self.memoize(("tuple", len(self.memo)))
+        self.memoize()
 
     def payload(self, data: bytes | memoryview) -> None:
         self.boundary()
@@ -740,7 +739,7 @@ class _PickleWriter:
         else:
             self.write(header)
             self.write(bytes(data))
-        self.memoize(("bytes", len(self.memo)))
+        self.memoize()
 
     def dtype(self, code: str) -> None:
         """numpy.dtype(code, False, True) with its state, as numpy 1 pickles it."""
@@ -754,7 +753,7 @@ class _PickleWriter:
             order, size, flags = ("|" if code == "i1" else "<"), -1, 0
         self.tuple_((code_writer, lambda: self.atom(False), lambda: self.atom(True)))
         self.write(b"R")  # REDUCE
-        self.memoize(("dtype", len(self.memo)))
+        self.memoize()
         state = [
             lambda: self.integer(3),
             lambda: self.string(order),
@@ -780,7 +779,7 @@ class _PickleWriter:
             )
         )
         self.write(b"R")  # REDUCE
-        self.memoize(("array", len(self.memo)))
+        self.memoize()
         shape = [lambda size=size: self.integer(size) for size in array.shape]
         data = memoryview(np.ascontiguousarray(array)).cast("B")
         self.marked_tuple(
@@ -806,14 +805,14 @@ class _PickleWriter:
         if isinstance(value, QuantizedWeight8bit):
             self.global_("__main__", "QuantizedWeight8bit")
             self.write(b")\x81")  # EMPTY_TUPLE, NEWOBJ
-            self.memoize(("object",))
+            self.memoize()
             self.write(b"}")  # EMPTY_DICT
-            self.memoize(("dict",))
+            self.memoize()
             self.write(b"(")  # MARK
             self.string("weight")
-            self.array(value.weight.numpy(), "i1")
+            self.array(value.weight.cpu().numpy(), "i1")
             self.string("scales")
-            self.array(value.scales.view(torch.int16).numpy().view(np.uint16), "bfloat16")
+            self.array(value.scales.cpu().view(torch.int16).numpy().view(np.uint16), "bfloat16")
             self.write(b"u")  # SETITEMS
             self.write(b"b")  # BUILD
         else:
