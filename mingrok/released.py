@@ -467,9 +467,10 @@ def _load(path: str | Path, read_payloads: bool) -> tuple[_ArrayState, ...]:
         raise
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing") from None
+    except EOFError as error:
+        raise CheckpointError(f"{path} is truncated ({error})") from None
     except (
         pickle.UnpicklingError,
-        EOFError,
         ValueError,
         TypeError,
         AttributeError,
@@ -478,7 +479,7 @@ def _load(path: str | Path, read_payloads: bool) -> tuple[_ArrayState, ...]:
         KeyError,
     ) as error:
         raise CheckpointError(
-            f"{path} is truncated or corrupt, not a released Grok-1 tensor ({error})"
+            f"{path} is corrupt or not a released Grok-1 tensor: {error}"
         ) from None
     return _parts(loaded, str(path))
 
