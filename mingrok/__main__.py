@@ -21,6 +21,7 @@ from typing import Any
 from .arguments import non_negative, positive
 from .course.cli import add_course_parser
 from .decode import WEIGHTS
+from .download import add_download_command
 
 PRESETS = ("shakespeare",)
 CHECKPOINT_NAME = "checkpoint.safetensors"  # resumable: model + optimizer + generator states
@@ -163,6 +164,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_sample_command,
     add_eval_command,
     add_course_parser,  # run chapters with papermill, student copies, grading (mingrok.course)
+    add_download_command,  # xAI's released weights from the Hugging Face hub (mingrok.download)
 )
 
 
