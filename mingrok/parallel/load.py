@@ -30,7 +30,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -38,6 +37,7 @@ from torch.nn.utils import parametrize
 from ..config import MinGrokConfig
 from ..grok1 import haiku_to_torch_names
 from ..model import MinGrok
+from ..released import QuantizedWeight8bit, iter_checkpoint
 from .launch import DistributedRun
 from .strategy import check_strategy, parallelize
 
@@ -54,8 +54,6 @@ def load_sharded(
     """This rank's part of the released checkpoint at ``path`` (a ``ckpt-0`` folder), split by
     ``strategy`` ("tensor", "expert", or None: the whole model) over ``run``'s ranks, on its
     device, with the quantised matrices stored as ``weights`` ("float32" or "int8")."""
-    from ..released import iter_checkpoint
-
     model = build_sharded(config, run, strategy)
     return fill(model, iter_checkpoint(path, config), run, weights)
 
@@ -144,15 +142,15 @@ def _place(
     target = getattr(module, attribute)
     local = target.to_local() if _dtensor_layout(target) else target
     want = tuple(local.shape[::-1] if transpose else local.shape)  # the piece, Haiku layout
-    quantized = hasattr(value, "weight") and hasattr(value, "scales")
-    full = _tensor(value.weight if quantized else value)
+    quantized = isinstance(value, QuantizedWeight8bit)
+    full = value.weight if quantized else torch.as_tensor(value)
     axis, blocks = _split_of(haiku_name, tuple(full.shape), want, model.config, transpose)
     rank, size = run.rank, run.world_size
     piece = _block(full, axis, blocks, rank, size)
     if not quantized:
         _install(module, attribute, target, piece.float(), transpose, run.device)
         return
-    scales = _scale_piece(haiku_name, _tensor(value.scales), piece.dim(), axis, blocks, run)
+    scales = _scale_piece(haiku_name, value.scales, piece.dim(), axis, blocks, run)
     if weights == "float32":
         _install(module, attribute, target, _dequantize(piece, scales), transpose, run.device)
         return
@@ -252,17 +250,6 @@ def _dtensor_layout(tensor: torch.Tensor) -> tuple | None:
     return tensor.device_mesh, tensor.placements, tensor.shape, tensor.stride()
 
 
-def _tensor(array: Any) -> torch.Tensor:
-    """A checkpoint array as a tensor (numpy's bfloat16, from ml_dtypes, by its bits)."""
-    if isinstance(array, torch.Tensor):
-        return array
-    array = np.asarray(array)
-    if array.dtype.name == "bfloat16":
-        return torch.from_numpy(array.view(np.uint16)).view(torch.bfloat16)
-    return torch.from_numpy(array)
-
-
 def _dequantize(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    from ..grok1 import dequantize
-
-    return dequantize(values, scales)
+    """The float32 matrix xAI's code multiplies with, ``bf16(q · s)`` (the released reader's)."""
+    return QuantizedWeight8bit(values, scales).dequantize()

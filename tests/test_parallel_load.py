@@ -1,0 +1,125 @@
+"""mingrok.parallel.load: a released checkpoint streamed into each rank's shard computes the
+single-process model's logits (2 gloo processes), and rank counts that cannot split it are refused
+with the sizes allowed."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from mingrok import MinGrok
+from mingrok.grok1 import config_from_grok1, haiku_to_torch_names
+from mingrok.parallel.launch import DistributedRun
+from mingrok.parallel.load import build_sharded, fill, load_sharded
+from mingrok.released import iter_checkpoint, quantize, tensor_specs, write_checkpoint
+
+from .conftest import finished, fixture_path, tiny_config, torchrun
+
+CPU = torch.device("cpu")
+
+
+def save_checkpoint_released(model: MinGrok, folder) -> None:
+    names = haiku_to_torch_names(model.config)
+    state = model.state_dict()
+    params = {}
+    for spec in tensor_specs(model.config):
+        torch_name, transpose = names[spec.name]
+        value = state[torch_name].t() if transpose else state[torch_name]
+        groups = spec.scale_groups
+        params[spec.name] = value.numpy() if groups is None else quantize(value, groups)
+    write_checkpoint(params, folder)
+
+
+def fixture_config():
+    meta = json.loads(str(np.load(fixture_path("grok1_ckpt_e") / "reference.npz")["meta_json"]))
+    return config_from_grok1(meta["config"]["lm"], meta["config"]["model"])
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """A tiny model written in the released format (int8 + bfloat16 scales), with its config:
+    2 KV heads, so 2 ranks each hold a whole one (the fixture's single KV head is shared)."""
+    folder = tmp_path_factory.mktemp("released")
+    torch.manual_seed(0)
+    config = tiny_config(d_model=32, ffn_size=48)
+    save_checkpoint_released(MinGrok(config), folder)
+    (folder / "config.json").write_text(config.to_json())
+    return folder, config
+
+
+def _check_two_ranks(folder, config_path):
+    out, _ = finished(torchrun(2, "-m", "tests.distributed_load_checks", str(folder), config_path))
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_two_ranks_load_their_shards_and_compute_the_one_process_logits(synthetic):
+    folder, _ = synthetic
+    report = _check_two_ranks(folder, str(folder / "config.json"))
+    assert report["world_size"] == 2
+    assert set(report["max_abs_diff"]) == {
+        f"{s}/{w}" for s in ("tensor", "expert") for w in ("float32", "int8")
+    }
+    assert max(report["max_abs_diff"].values()) <= 1e-5
+    held = report["resident_bytes"]
+    # int8 keeps 1 byte per matrix value (+ its scales) instead of 4
+    assert held["tensor/int8"] < 0.6 * held["tensor/float32"]
+    assert held["expert/int8"] < 0.6 * held["expert/float32"]
+
+
+def test_two_ranks_share_the_fixtures_single_kv_head(tmp_path):
+    config = fixture_config()
+    (tmp_path / "config.json").write_text(config.to_json())
+    report = _check_two_ranks(fixture_path("grok1_ckpt_e"), str(tmp_path / "config.json"))
+    assert max(report["max_abs_diff"].values()) <= 1e-5
+
+
+def test_one_process_streamed_load_is_the_whole_model(synthetic):
+    folder, config = synthetic
+    run = DistributedRun(0, 1, CPU)
+    model = load_sharded(folder, config, run)
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    pairs = dict(iter_checkpoint(folder, config))
+    embed = pairs["language_model/in_out_embed/embeddings"]
+    assert torch.equal(model.embed.weight, torch.as_tensor(embed))
+    query = pairs["transformer/decoder_layer_1/multi_head_attention/query/w"].dequantize()
+    assert torch.equal(model.layers[1].attention.query.weight, query.t())
+    int8 = load_sharded(folder, config, run, weights="int8")
+    stored = dict(int8.named_buffers())["layers.1.attention.query.parametrizations.weight.0.values"]
+    assert stored.dtype == torch.int8
+    assert torch.equal(int8.layers[1].attention.query.weight, query.t())
+
+
+@pytest.mark.parametrize(
+    ("world_size", "strategy", "message"),
+    [
+        (3, "tensor", "world_size=3 cannot split num_kv_heads=2 KV heads"),
+        (3, "tensor", "allowed: [1, 2, 6]"),
+        (3, "expert", "world_size=3 does not divide num_experts=4"),
+        (3, "expert", "must be one of [1, 2, 4]"),
+    ],
+)
+def test_a_rank_count_that_cannot_split_the_shapes_lists_the_sizes_allowed(
+    world_size, strategy, message
+):
+    config = tiny_config(d_model=32, ffn_size=48)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_sharded(config, DistributedRun(0, world_size, CPU), strategy)
+
+
+def test_a_checkpoint_that_is_not_the_configs_is_refused_naming_the_tensor(synthetic):
+    folder, config = synthetic
+    run = DistributedRun(0, 1, CPU)
+    pairs = list(iter_checkpoint(folder, config))
+    with pytest.raises(KeyError, match="lacks 1 tensor"):
+        fill(build_sharded(config, run, None), pairs[:-1], run, "float32")
+    with pytest.raises(KeyError, match="comes twice"):
+        fill(build_sharded(config, run, None), [*pairs, pairs[0]], run, "float32")
+    wrong = [(pairs[0][0], torch.zeros(3, 5)), *pairs[1:]]
+    with pytest.raises(ValueError, match=r"in_out_embed/embeddings' has shape \(3, 5\)"):
+        fill(build_sharded(config, run, None), wrong, run, "float32")
+    with pytest.raises(ValueError, match="weights='int4' is invalid"):
+        fill(build_sharded(config, run, None), pairs, run, "int4")
