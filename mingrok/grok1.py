@@ -10,7 +10,7 @@ and expert matrices are int8 with per-block scales (``QuantizedWeight8bit``), se
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import MinGrokConfig
+from .config import GROK1, MinGrokConfig
 from .model import MinGrok
 
 # Defaults of grok-1's TransformerConfig / LanguageModelConfig for fields a config may omit.
@@ -185,6 +185,129 @@ def from_haiku_params(params: Mapping[str, Any], config: MinGrokConfig) -> MinGr
         state[torch_name] = value.t() if transpose else value
     model.load_state_dict(state)
     return model.eval()
+
+
+def grok1_fields(config: MinGrokConfig) -> dict[str, dict[str, Any]]:
+    """The inverse of :func:`config_from_grok1`: ``{"lm": ..., "model": ...}`` in grok-1's field
+    names (what ``--grok1-config`` reads), for a config grok-1's classes can express."""
+    fixed = {
+        "rope_base": _GROK_ROPE_BASE,
+        "rms_norm_eps": _GROK_RMS_EPS,
+        "attn_logit_softcap": 30.0,
+        "router_noise": "none",
+        "renormalize_gates": False,
+    }
+    for name, value in fixed.items():
+        if getattr(config, name) != value:
+            raise ValueError(
+                f"MinGrokConfig.{name}={getattr(config, name)!r} has no grok-1 config field: "
+                f"grok-1's code fixes it at {value!r}"
+            )
+    model = {
+        "emb_size": config.d_model,
+        "key_size": config.head_dim,
+        "num_q_heads": config.num_q_heads,
+        "num_kv_heads": config.num_kv_heads,
+        "num_layers": config.num_layers,
+        "widening_factor": config.widening_factor,
+        "attn_output_multiplier": config.attn_scale,
+        "num_experts": config.num_experts,
+        "num_selected_experts": config.num_experts_per_token,
+    }
+    lm = {
+        "vocab_size": config.vocab_size,
+        "sequence_len": config.max_seq_len,
+        "embedding_multiplier_scale": config.embedding_scale,
+        "output_multiplier_scale": config.output_multiplier,
+    }
+    if config_from_grok1(lm, model).ffn_dim != config.ffn_dim:
+        raise ValueError(
+            f"MinGrokConfig.ffn_size={config.ffn_size!r} is not grok-1's rule for "
+            f"widening_factor={config.widening_factor!r} (ffn {config.ffn_dim}); grok-1's config "
+            "has no ffn_size field"
+        )
+    return {"lm": lm, "model": model}
+
+
+LOAD_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def load_checkpoint(
+    path: str | Path,
+    config: MinGrokConfig = GROK1,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
+) -> MinGrok:
+    """A MinGrok holding a released-format checkpoint (``path``: the folder holding ``ckpt-0/``,
+    or ``ckpt-0/`` itself), as xAI's code computes with it.
+
+    The model is laid out on the meta device first, so nothing is allocated before the folder
+    has the file count ``config`` needs; each file is read (:func:`mingrok.released.read_tensor`,
+    which runs nothing a file names) and checked against the config's shape before its tensor
+    is made. A quantised weight becomes ``bf16(q · s)`` as in xAI's ``Linear``; ``dtype``
+    float32 computes in float32 (``config.replace(moe_bf16_casts=True)`` for the casts xAI's
+    MoE makes even then), bfloat16 is production's precision (norm scales and router stay
+    float32, :mod:`mingrok.precision`).
+    """
+    from .released import QuantizedWeight8bit, iter_checkpoint
+
+    if dtype not in LOAD_DTYPES:
+        raise ValueError(f"dtype={dtype!r} is invalid: it must be one of {LOAD_DTYPES}")
+    device = torch.device(device if device is not None else "cpu")
+    names = haiku_to_torch_names(config)
+    with torch.device("meta"):
+        model = MinGrok(config).to(dtype)  # each parameter's dtype under the model's own rules
+    target = model.state_dict()
+    state = {}
+    for haiku_name, value in iter_checkpoint(path, config):
+        torch_name, transpose = names[haiku_name]
+        wanted = target[torch_name].dtype
+        if isinstance(value, QuantizedWeight8bit):
+            tensor = value.dequantize(wanted)
+        else:
+            tensor = torch.from_numpy(value).to(wanted)
+        if transpose:
+            tensor = tensor.t()
+        state[torch_name] = tensor.contiguous().to(device)
+    model.load_state_dict(state, assign=True)
+    return model.eval()
+
+
+class _ReleasedParameters(Mapping):
+    """A model's parameters as the release stores them, made one at a time when asked for."""
+
+    def __init__(self, model: MinGrok) -> None:
+        from .released import tensor_specs
+
+        self.state = model.state_dict()
+        self.names = haiku_to_torch_names(model.config)
+        self.specs = {spec.name: spec for spec in tensor_specs(model.config)}
+
+    def __getitem__(self, haiku_name: str) -> Any:
+        from .released import quantize
+
+        torch_name, transpose = self.names[haiku_name]
+        tensor = self.state[torch_name].detach().to("cpu", torch.float32)
+        tensor = tensor.t() if transpose else tensor
+        groups = self.specs[haiku_name].scale_groups
+        return tensor.contiguous().numpy() if groups is None else quantize(tensor, groups)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+
+def save_checkpoint_released(model: MinGrok, path: str | Path) -> Path:
+    """Write ``model`` as xAI released Grok-1: ``ckpt-0/tensor{i:05d}_000``, the attention and
+    expert matrices int8 with bfloat16 scales per model-axis block
+    (:func:`mingrok.released.quantize`), the rest float32. One tensor is converted at a time.
+    Returns the ``ckpt-0`` folder; :func:`load_checkpoint` with ``model.config`` reads it back."""
+    from .released import write_checkpoint
+
+    return write_checkpoint(_ReleasedParameters(model), path)
 
 
 def input_mask_from_tokens(tokens: torch.Tensor, pad_token: int = 0) -> torch.Tensor:

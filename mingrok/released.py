@@ -97,14 +97,14 @@ class QuantizedWeight8bit:
         """G, the number of scale blocks along the input axis."""
         return self.scales.shape[-2]
 
-    def dequantize(self) -> torch.Tensor:
-        """The float32 weight xAI's code multiplies with: ``bf16(q · s)``, each block of K/G rows
-        with its own row of scales. The product is rounded to bfloat16 as the code computes it
-        (dequantising in float32 instead moves the fixture's logits by 2.8e-2)."""
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The weight xAI's code multiplies with, ``bf16(q · s)`` (each block of K/G rows with its
+        own row of scales), as ``dtype``. The product is rounded to bfloat16 as the code computes
+        it; dequantising in float32 instead moves the fixture's logits by 2.8e-2."""
         *lead, k, n = self.weight.shape
         blocks = self.weight.reshape(*lead, self.groups, k // self.groups, n)
         product = blocks.to(torch.bfloat16) * self.scales.unsqueeze(-2)  # one bfloat16 rounding
-        return product.reshape(*lead, k, n).float()
+        return product.reshape(*lead, k, n).to(dtype)
 
 
 def _describe(value: Any) -> str:
