@@ -2,11 +2,11 @@
 (``test_parallel_load.py``).
 
 Run as ``torchrun --nproc-per-node R -m tests.distributed_load_checks CKPT CONFIG.json``. Each
-rank builds the single-process model the plain way (every file read whole, dequantised, and
-given to :func:`mingrok.grok1.from_haiku_params`), then loads its own shard of the same files
-with :func:`mingrok.parallel.load.load_sharded` for every strategy R allows and both resident
-storages, runs the same tokens through both, and asserts logits within 1e-5 and identical expert
-choices. Rank 0 prints the largest differences and the bytes each rank holds as one JSON line.
+rank loads the single-process model (:func:`mingrok.grok1.load_checkpoint`), then its own shard
+of the same files with :func:`mingrok.parallel.load.load_sharded` for every strategy R allows and
+both resident storages, runs the same tokens through both, and asserts logits within 1e-5 and
+identical expert choices. Rank 0 prints the largest differences and the bytes each rank holds as
+one JSON line.
 """
 
 from __future__ import annotations
@@ -18,21 +18,12 @@ from pathlib import Path
 import torch
 
 from mingrok.config import MinGrokConfig
-from mingrok.grok1 import from_haiku_params
+from mingrok.grok1 import load_checkpoint
 from mingrok.parallel import init_distributed, shutdown_distributed
 from mingrok.parallel.expert import check_expert_parallel
 from mingrok.parallel.load import WEIGHTS, load_sharded
-from mingrok.released import QuantizedWeight8bit, iter_checkpoint
 
 LOGIT_TOLERANCE = 1e-5
-
-
-def one_process_model(path: str, config: MinGrokConfig):
-    params = {
-        name: value.dequantize() if isinstance(value, QuantizedWeight8bit) else value
-        for name, value in iter_checkpoint(path, config)
-    }
-    return from_haiku_params(params, config)
 
 
 def resident_bytes(model) -> int:
@@ -50,7 +41,7 @@ def main(path: str, config_path: str) -> None:
     generator = torch.Generator().manual_seed(1)
     tokens = torch.randint(0, config.vocab_size, (2, 12), generator=generator)
     with torch.no_grad():
-        expected = one_process_model(path, config)(tokens)
+        expected = load_checkpoint(path, config)(tokens)
     strategies = ["tensor"]
     try:
         check_expert_parallel(config, run.world_size)

@@ -12,26 +12,14 @@ import pytest
 import torch
 
 from mingrok import MinGrok
-from mingrok.grok1 import config_from_grok1, haiku_to_torch_names
+from mingrok.grok1 import config_from_grok1, save_checkpoint_released
 from mingrok.parallel.launch import DistributedRun
 from mingrok.parallel.load import build_sharded, fill, load_sharded
-from mingrok.released import iter_checkpoint, quantize, tensor_specs, write_checkpoint
+from mingrok.released import iter_checkpoint
 
 from .conftest import finished, fixture_path, tiny_config, torchrun
 
 CPU = torch.device("cpu")
-
-
-def save_checkpoint_released(model: MinGrok, folder) -> None:
-    names = haiku_to_torch_names(model.config)
-    state = model.state_dict()
-    params = {}
-    for spec in tensor_specs(model.config):
-        torch_name, transpose = names[spec.name]
-        value = state[torch_name].t() if transpose else state[torch_name]
-        groups = spec.scale_groups
-        params[spec.name] = value.numpy() if groups is None else quantize(value, groups)
-    write_checkpoint(params, folder)
 
 
 def fixture_config():
