@@ -21,18 +21,9 @@ from mingrok.config import MinGrokConfig
 from mingrok.grok1 import load_checkpoint
 from mingrok.parallel import init_distributed, shutdown_distributed
 from mingrok.parallel.expert import check_expert_parallel
-from mingrok.parallel.load import WEIGHTS, load_sharded
+from mingrok.parallel.load import WEIGHTS, load_sharded, resident_bytes
 
 LOGIT_TOLERANCE = 1e-5
-
-
-def resident_bytes(model) -> int:
-    """Bytes of the tensors this rank holds: parameters (their local pieces) and buffers."""
-    tensors = [*model.parameters(), *model.buffers()]
-    return sum(
-        getattr(t, "_local_tensor", t).numel() * getattr(t, "_local_tensor", t).element_size()
-        for t in tensors
-    )
 
 
 def main(path: str, config_path: str) -> None:

@@ -15,6 +15,7 @@ from mingrok import MinGrok
 from mingrok.grok1 import config_from_grok1, save_checkpoint_released
 from mingrok.parallel.launch import DistributedRun
 from mingrok.parallel.load import build_sharded, fill, load_sharded
+from mingrok.preflight import rank_needs
 from mingrok.released import iter_checkpoint
 
 from .conftest import finished, fixture_path, tiny_config, torchrun
@@ -45,7 +46,7 @@ def _check_two_ranks(folder, config_path):
 
 
 def test_two_ranks_load_their_shards_and_compute_the_one_process_logits(synthetic):
-    folder, _ = synthetic
+    folder, config = synthetic
     report = _check_two_ranks(folder, str(folder / "config.json"))
     assert report["world_size"] == 2
     assert set(report["max_abs_diff"]) == {
@@ -55,7 +56,10 @@ def test_two_ranks_load_their_shards_and_compute_the_one_process_logits(syntheti
     held = report["resident_bytes"]
     # int8 keeps 1 byte per matrix value (+ its scales) instead of 4
     assert held["tensor/int8"] < 0.6 * held["tensor/float32"]
-    assert held["expert/int8"] < 0.6 * held["expert/float32"]
+    # each rank holds exactly what the pre-flight says it will (mingrok.scale's tables)
+    for name, size in held.items():
+        strategy, weights = name.split("/")
+        assert size == rank_needs(config, 2, strategy, weights).parts["weights"], name
 
 
 def test_two_ranks_share_the_fixtures_single_kv_head(tmp_path):

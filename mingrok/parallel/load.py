@@ -99,6 +99,13 @@ def fill(
     return model
 
 
+def resident_bytes(model: nn.Module) -> int:
+    """Bytes of the tensors this rank holds: its pieces of the parameters (a DTensor's local
+    tensor) and the buffers (the int8 values and scales of :class:`Int8Weight`)."""
+    tensors = [getattr(t, "_local_tensor", t) for t in (*model.parameters(), *model.buffers())]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 class Int8Weight(nn.Module):
     """A parametrization: the weight its module reads is ``dequantize(values, scales)``, made
     each time it is read, from int8 ``values`` [..., K, N] and bfloat16 ``scales`` [..., G, N]
