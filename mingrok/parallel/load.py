@@ -155,11 +155,12 @@ def _place(
     rank, size = run.rank, run.world_size
     piece = _block(full, axis, blocks, rank, size)
     if not quantized:
-        _install(module, attribute, target, piece.float(), transpose, run.device)
+        _install(module, attribute, target, piece, transpose, run.device, fresh=False)
         return
     scales = _scale_piece(haiku_name, value.scales, piece.dim(), axis, blocks, run)
     if weights == "float32":
-        _install(module, attribute, target, _dequantize(piece, scales), transpose, run.device)
+        matrix = _dequantize(piece, scales)
+        _install(module, attribute, target, matrix, transpose, run.device, fresh=True)
         return
     parametrization = Int8Weight(
         piece.to(run.device, copy=True), scales.to(run.device, copy=True), transpose, target
@@ -235,17 +236,23 @@ def _install(
     piece: torch.Tensor,
     transpose: bool,
     device: torch.device,
+    *,
+    fresh: bool,
 ) -> None:
-    """Replace the meta parameter ``target`` by ``piece`` (a copy on ``device``, in torch's layout,
-    the rank's DTensor piece when ``target`` was one)."""
-    local = (piece.t() if transpose else piece).to(device=device, dtype=torch.float32, copy=True)
+    """Replace the meta parameter ``target`` by ``piece`` (contiguous, float32, on ``device``, in
+    torch's layout; the rank's DTensor piece when ``target`` was one). A piece that is a view of
+    the file read is copied, so that the file can go; a ``fresh`` one (made from it, such as a
+    dequantised matrix) is kept as it is when it already has the layout, to save a copy."""
+    local = piece.t() if transpose else piece
+    local = local.contiguous() if fresh else local.clone(memory_format=torch.contiguous_format)
+    local = local.to(device=device, dtype=torch.float32)
     layout = _dtensor_layout(target)
     if layout is not None:
         from torch.distributed.tensor import DTensor
 
         mesh, placements, shape, stride = layout
         local = DTensor.from_local(
-            local.contiguous(), mesh, placements, run_check=False, shape=shape, stride=stride
+            local, mesh, placements, run_check=False, shape=shape, stride=stride
         )
     setattr(module, attribute, nn.Parameter(local, requires_grad=False))
 
