@@ -1,4 +1,5 @@
-"""Tokenizers: minGrok's 128-token greedy-merge vocabulary, a character baseline, a BPE trainer.
+"""Tokenizers: minGrok's 128-token greedy-merge vocabulary, a character baseline, a BPE trainer,
+and Grok-1's own 131,072-piece SentencePiece tokenizer.
 
 Grok-1 uses a 131,072-token SentencePiece BPE; a tiny model on TinyShakespeare cannot afford that,
 so minGrok (evintunador) used 65 characters plus 63 learned pair merges. This module rebuilds that
@@ -8,6 +9,8 @@ tokenizer id for id from its data (no pickle, no file access), and keeps the thr
   left-to-right greedy rule. :class:`MinGrokTokenizer` and :class:`CharTokenizer` are
   instances of it.
 - :func:`train_merges`: where a merge list comes from (classic BPE: merge the most frequent pair).
+- :class:`Grok1Tokenizer`: xAI's tokenizer.model read by SentencePiece, with the same interface;
+  :func:`grok1_tokenizer_path` finds that file (a local copy, else a sha256-checked download).
 
 The greedy rule is *not* rank-ordered BPE: a merge fires as soon as its pair is adjacent during the
 scan, whatever its rank. That is why id 120 ("hat" = h + at) never appears on TinyShakespeare:
@@ -16,12 +19,16 @@ scan, whatever its rank. That is why id 120 ("hat" = h + at) never appears on Ti
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import operator
+import os
 import string
+import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import is_whole_number
 
@@ -293,3 +300,163 @@ def _is_valid_id(token_id: object, vocab_size: int) -> bool:
         return 0 <= operator.index(token_id) < vocab_size
     except TypeError:
         return False
+
+
+# xAI's tokenizer.model (the grok-1 repository at commit 7050ed2, also in the Hugging Face
+# repository xai-org/grok-1): what a download must hash to before anything reads it.
+GROK1_TOKENIZER_SHA256 = "5c69d7cbad192fa2c9d14e2a77fbfdc11597c68907b043ddb0260e3d28eddd7f"
+GROK1_TOKENIZER_URLS = (
+    "https://huggingface.co/xai-org/grok-1/resolve/main/tokenizer.model",
+    "https://raw.githubusercontent.com/xai-org/grok-1/7050ed204b8206bb8645c7b7bbef7252f79561b0/"
+    "tokenizer.model",
+)
+GROK1_PAD_ID = 0  # run.py's LanguageModelConfig(pad_token=0): masked out of attention as a key
+GROK1_EOS_ID = 2  # run.py's LanguageModelConfig(eos_token=2)
+
+
+class Grok1Tokenizer:
+    """Grok-1's own tokenizer: xAI's SentencePiece BPE of 131,072 pieces, used as ``runners.py``
+    uses it (``encode(prompt)`` with SentencePiece's defaults, so no BOS or EOS is added, and
+    ``decode(ids)``).
+
+    The same interface as the course's :class:`GreedyMergeTokenizer` (``encode``, ``decode``,
+    ``vocab_size``, ``name``), plus the two special ids ``run.py`` gives the model: ``pad_id`` 0 and
+    ``eos_id`` 2. Its 256 byte pieces (``<0x00>`` … ``<0xFF>``) spell any character the vocabulary
+    lacks, and its normaliser is the identity, so every string round-trips and none is unknown.
+    """
+
+    pad_id = GROK1_PAD_ID
+    eos_id = GROK1_EOS_ID
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            problem = "is a folder" if self.path.is_dir() else "does not exist"
+            raise FileNotFoundError(
+                f"Grok-1 tokenizer file {str(self.path)!r} {problem}: expected xAI's SentencePiece "
+                "model (tokenizer.model of xai-org/grok-1)"
+            )
+        self._processor = _load_sentencepiece(self.path)
+        specials = {"pad": self._processor.pad_id(), "eos": self._processor.eos_id()}
+        if specials != {"pad": self.pad_id, "eos": self.eos_id}:
+            raise ValueError(
+                f"{str(self.path)!r} is a SentencePiece model with pad id {specials['pad']} and "
+                f"eos id {specials['eos']}; Grok-1's run.py uses pad {self.pad_id} and eos "
+                f"{self.eos_id}, so this is not Grok-1's tokenizer"
+            )
+        self.vocab_size: int = self._processor.get_piece_size()
+        self.name = f"grok1-sentencepiece-{self.vocab_size}"
+
+    def encode(self, text: str) -> list[int]:
+        """Text → ids, as ``runners.py`` encodes a prompt (no BOS or EOS is added)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        return self._processor.encode(text)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids (a list, a 1-D tensor or array) → text; control ids (pad, BOS, EOS) decode to ''."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        self._check_ids(ids)
+        return self._processor.decode(ids)
+
+    def pieces(self, text: str) -> list[str]:
+        """The pieces ``encode`` chooses, as strings: '▁' marks a space before a word."""
+        return [self.piece(token_id) for token_id in self.encode(text)]
+
+    def piece(self, token_id: int) -> str:
+        """The vocabulary entry of one id: '▁the', ':', '<0xE0>' (a byte), '[EOS]'."""
+        self._check_ids([token_id])
+        return self._processor.id_to_piece(token_id)
+
+    def _check_ids(self, ids: list) -> None:
+        for position, token_id in enumerate(ids):
+            if isinstance(token_id, bool) or not _is_valid_id(token_id, self.vocab_size):
+                raise ValueError(
+                    f"token id {token_id!r} at position {position} is not valid for {self.name}: "
+                    f"ids are integers in 0..{self.vocab_size - 1}"
+                )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(path={str(self.path)!r}, vocab_size={self.vocab_size}, "
+            f"pad_id={self.pad_id}, eos_id={self.eos_id})"
+        )
+
+
+def _load_sentencepiece(path: Path):
+    """A SentencePieceProcessor of ``path``; a file it cannot parse is a clear error. Imported here,
+    so that ``import mingrok`` does not load the C++ extension only Grok-1's tokenizer needs."""
+    import sentencepiece
+
+    payload = path.read_bytes()
+    processor = sentencepiece.SentencePieceProcessor()
+    try:
+        processor.LoadFromSerializedProto(payload)
+    except RuntimeError:  # SentencePiece's own message names a line of its C++ source, not the file
+        raise ValueError(
+            f"{str(path)!r} ({len(payload):,} bytes) is not a SentencePiece model: expected xAI's "
+            "tokenizer.model, a serialized SentencePiece ModelProto"
+        ) from None
+    return processor
+
+
+class Grok1TokenizerUnavailable(FileNotFoundError):
+    """Neither a local copy nor a download of xAI's tokenizer.model could be had."""
+
+
+def grok1_tokenizer_path(
+    local: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    urls: Sequence[str] = GROK1_TOKENIZER_URLS,
+    cache_dir: str | os.PathLike | None = None,
+    timeout: float = 30.0,
+) -> Path:
+    """Where xAI's tokenizer.model is: ``local`` when that file exists, else a verified download.
+
+    A download (tried from each of ``urls`` in turn) is kept only when its sha256 is
+    :data:`GROK1_TOKENIZER_SHA256`, in ``cache_dir`` (default ``$XDG_CACHE_HOME/mingrok`` or
+    ``~/.cache/mingrok``), so later calls read the cached copy. Raises
+    :class:`Grok1TokenizerUnavailable` saying what was tried when there is no copy to be had
+    (offline and no local file, or ``download=False``).
+    """
+    tried = []
+    if local is not None:
+        if Path(local).is_file():
+            return Path(local)
+        tried.append(f"{str(local)!r}: no such file")
+    cached = _cache_folder(cache_dir) / "grok1_tokenizer.model"
+    if cached.is_file() and _sha256(cached.read_bytes()) == GROK1_TOKENIZER_SHA256:
+        return cached
+    if not download:
+        tried.append("download=False: not downloaded")
+    else:
+        for url in urls:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    payload = response.read()
+            except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors
+                tried.append(f"{url}: {error}")
+                continue
+            digest = _sha256(payload)
+            if digest != GROK1_TOKENIZER_SHA256:
+                tried.append(f"{url}: sha256 {digest}, not xAI's {GROK1_TOKENIZER_SHA256}")
+                continue
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(".partial")
+            partial.write_bytes(payload)
+            partial.replace(cached)  # atomic: a reader never sees half a file
+            return cached
+    raise Grok1TokenizerUnavailable(
+        "xAI's Grok-1 tokenizer.model is not available: " + "; ".join(tried)
+    )
+
+
+def _cache_folder(cache_dir: str | os.PathLike | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mingrok"
+
+
+def _sha256(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()

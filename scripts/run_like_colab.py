@@ -1,9 +1,9 @@
 """Run a chapter the way a Colab reader does: the notebook alone, an environment without mingrok.
 
 What Colab has is imitated by a virtual environment (cached in _build/colab-venv) holding only
-torch, numpy, matplotlib, ipywidgets, ipykernel, tqdm and safetensors, and by a stand-in
-`google.colab` module imported at kernel start. The chapter is copied alone into an empty folder
-and executed top to bottom, so its first cell takes the Colab branch and runs the real
+torch, numpy, matplotlib, ipywidgets, ipykernel, tqdm, safetensors and sentencepiece, and by a
+stand-in `google.colab` module imported at kernel start. The chapter is copied alone into an empty
+folder and executed top to bottom, so its first cell takes the Colab branch and runs the real
 `pip install "mingrok @ git+https://github.com/mingrok/mingrok-book@<tag>"`. git is pointed at a
 local clone of this repository, so no network is needed.
 
@@ -39,7 +39,16 @@ from release import disagreements, release_tag, repository_url  # noqa: E402
 
 VENV = ROOT / "_build" / "colab-venv"
 # What Colab preinstalls, as far as the chapters and the package are concerned.
-COLAB_PACKAGES = ("torch", "numpy", "matplotlib", "ipywidgets", "ipykernel", "tqdm", "safetensors")
+COLAB_PACKAGES = (
+    "torch",
+    "numpy",
+    "matplotlib",
+    "ipywidgets",
+    "ipykernel",
+    "tqdm",
+    "safetensors",
+    "sentencepiece",
+)
 KERNEL_NAME = "colab-like"
 
 

@@ -195,6 +195,32 @@ def query_padded_mask(m):  # causal and key padding, and query padding too
 
 
 # name: (the right answer, [(a wrong answer learners write, what the hint must name), ...])
+def dequantize_released(weight, scales, product=torch.bfloat16):  # bf16(q · s), block-wise
+    rows = weight.shape[-2] // scales.shape[-2]
+    return (weight.to(product) * scales.to(product).repeat_interleave(rows, dim=-2)).float()
+
+
+def strided_blocks(weight, scales):  # row i in block i % G: blocks of every G-th row
+    *lead, k, n = weight.shape
+    g = scales.shape[-2]
+    rows = weight.reshape(*lead, k // g, g, n).to(torch.bfloat16)
+    return (rows * scales.unsqueeze(-3)).reshape(*lead, k, n).float()
+
+
+RELEASE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("__main__", "QuantizedWeight8bit"),
+    ("ml_dtypes", "bfloat16"),
+}
+
+
+def denied_by_name(module, name):  # a deny-list of the famous ones
+    return (module, name) not in {("os", "system"), ("builtins", "eval"), ("subprocess", "Popen")}
+
+
 CASES = {
     "check_char_encoder": (
         lambda t: [STOI[c] for c in t],
@@ -386,6 +412,32 @@ CASES = {
                 "k copies",
             ),
             (lambda c, p, w: expert_parallel_bytes(c, p, w) * p / (p - 1), "(P−1)/P of them"),
+        ],
+    ),
+    "check_dequantize_released": (
+        dequantize_released,
+        [
+            (lambda q, s: dequantize_released(q, s, torch.float32), "round the product"),
+            (strided_blocks, "repeat_interleave"),
+            (lambda q, s: (q.to(torch.bfloat16) * s[..., :1, :]).float(), "its own row of scales"),
+            (lambda q, s: dequantize_released(q, s) * 2, "expected bf16(q·s)"),
+            (lambda q, s: dequantize_released(q, s)[..., :-1], "return the weight's shape"),
+        ],
+    ),
+    "check_allowed_global": (
+        lambda module, name: (module, name) in RELEASE_GLOBALS,
+        [
+            (denied_by_name, "deny-list"),
+            (lambda m, n: m.split(".")[0] in {"numpy", "ml_dtypes", "__main__"}, "module prefix"),
+            (lambda m, n: m == "__main__" or (m, n) in RELEASE_GLOBALS, "dotted names"),
+            (lambda m, n: n in {name for _, name in RELEASE_GLOBALS}, "a name alone"),
+            (
+                lambda m, n: (
+                    (m, n) in RELEASE_GLOBALS - {("numpy._core.multiarray", "_reconstruct")}
+                ),
+                "numpy 2",
+            ),
+            (lambda m, n: (m, n) in RELEASE_GLOBALS - {("numpy", "dtype")}, "refused numpy.dtype"),
         ],
     ),
     "check_cosine_lr": (

@@ -6,18 +6,25 @@ it): map characters to ids, scan left to right, merge a matching pair and step b
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import random
+import re
 
 import pytest
 import torch
 
 from mingrok.tokenizer import (
+    GROK1_TOKENIZER_SHA256,
     MINGROK_MERGES,
     SHAKESPEARE_CHARS,
     CharTokenizer,
     GreedyMergeTokenizer,
+    Grok1Tokenizer,
+    Grok1TokenizerUnavailable,
     MinGrokTokenizer,
+    grok1_tokenizer_path,
     train_merges,
 )
 
@@ -270,3 +277,166 @@ def test_greedy_tokenizer_validates_its_table():
         GreedyMergeTokenizer("ab", [(0, 2)])
     with pytest.raises(ValueError, match=r"\(0, 1\) appears twice"):
         GreedyMergeTokenizer("ab", [(0, 1), (0, 1)])
+
+
+# Grok-1's tokenizer: xAI's tokenizer.model (../shared/fixtures/grok1_tokenizer.model).
+
+UNICODE_SAMPLE = "naïve café, Straße; 日本語の文章; Ελληνικά; 🙂🧿; Tamil அஆ; tab\tCRLF\r\n  end "
+
+
+@pytest.fixture(scope="module")
+def grok1_model_path():
+    return fixture_path("grok1_tokenizer.model")
+
+
+@pytest.fixture(scope="module")
+def grok1(grok1_model_path) -> Grok1Tokenizer:
+    return Grok1Tokenizer(grok1_model_path)
+
+
+def test_the_shared_model_is_xais_file(grok1_model_path):
+    assert hashlib.sha256(grok1_model_path.read_bytes()).hexdigest() == GROK1_TOKENIZER_SHA256
+
+
+def test_grok1_vocabulary_and_special_ids(grok1):
+    assert grok1.vocab_size == 131_072 == 128 * 1024  # run.py's vocab_size=128 * 1024
+    assert (grok1.pad_id, grok1.eos_id) == (0, 2)
+    assert [grok1.piece(i) for i in range(4)] == ["[PAD]", "[BOS]", "[EOS]", "[UNK]"]
+    assert grok1.piece(4) == "\n"
+
+
+# Ids read from xAI's file (sha256 above) and the pieces they stand for: a wrapper that adds a BOS,
+# normalises text, or loads another model gets other ids.
+KNOWN_IDS = [
+    ("the", [333], ["▁the"]),
+    ("First Citizen:", [2982, 28752, 130123], ["▁First", "▁Citizen", ":"]),
+    ("ROMEO:\nO Romeo", [30871, 3957, 130123, 4, 130142, 37793],
+     ["▁ROM", "EO", ":", "\n", "O", "▁Romeo"]),
+    ("Hello world", [11770, 1135], ["▁Hello", "▁world"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "ids", "pieces"), KNOWN_IDS)
+def test_grok1_ids_of_known_strings(grok1, text, ids, pieces):
+    assert grok1.encode(text) == ids
+    assert grok1.pieces(text) == pieces
+    assert grok1.decode(ids) == text
+
+
+def test_grok1_spells_unknown_characters_as_utf8_bytes(grok1):
+    assert grok1.pieces("அ") == ["▁", "<0xE0>", "<0xAE>", "<0x85>"]  # U+0B85 in UTF-8
+    assert grok1.decode(grok1.encode("அ")) == "அ"
+
+
+def test_grok1_encodes_as_xais_runner_does(grok1, grok1_model_path, shakespeare):
+    import sentencepiece
+
+    runner = sentencepiece.SentencePieceProcessor(model_file=str(grok1_model_path))
+    for text in (shakespeare[:50_000], UNICODE_SAMPLE, ""):
+        ids = grok1.encode(text)
+        assert ids == runner.encode(text)  # runners.py: self.tokenizer.encode(request.prompt)
+        assert grok1.decode(ids) == runner.decode(ids)
+        assert {grok1.pad_id, 1, grok1.eos_id}.isdisjoint(ids)  # no BOS/EOS added, no padding
+
+
+def test_grok1_round_trips_shakespeare_at_about_3_47_chars_per_token(grok1, shakespeare):
+    ids = grok1.encode(shakespeare)
+    assert grok1.decode(ids) == shakespeare
+    assert 3.46 < len(shakespeare) / len(ids) < 3.48  # the course's tokenizer: 1.375
+    assert grok1.pieces("the king")[0] == "▁the"
+
+
+@pytest.mark.parametrize("text", [UNICODE_SAMPLE, "  two  spaces", " leading", "trailing ", "ﬁ"])
+def test_grok1_round_trips_any_unicode(grok1, text):
+    assert grok1.decode(grok1.encode(text)) == text
+
+
+def test_grok1_decode_drops_control_ids_and_accepts_tensors(grok1):
+    assert grok1.decode([grok1.pad_id, 333, grok1.eos_id]) == "the"
+    assert grok1.decode(torch.tensor([2982, 28752, 130123])) == "First Citizen:"
+
+
+@pytest.mark.parametrize("bad_id", [131_072, -1, 1.5, "a", None, True])
+def test_grok1_decode_rejects_invalid_ids(grok1, bad_id):
+    with pytest.raises(ValueError, match=r"token id .* at position 1 is not valid.*0\.\.131071"):
+        grok1.decode([333, bad_id])
+    with pytest.raises(ValueError, match="is not valid"):
+        grok1.piece(bad_id)
+
+
+def test_grok1_encode_rejects_non_text(grok1):
+    with pytest.raises(TypeError, match="text must be a str, got bytes"):
+        grok1.encode(b"the")
+
+
+def test_grok1_tokenizer_refuses_a_missing_file_or_a_folder(tmp_path):
+    missing = tmp_path / "tokenizer.model"
+    expected = f"{re.escape(str(missing))}' does not exist: expected xAI's"
+    with pytest.raises(FileNotFoundError, match=expected):
+        Grok1Tokenizer(missing)
+    with pytest.raises(FileNotFoundError, match=f"{re.escape(str(tmp_path))}' is a folder"):
+        Grok1Tokenizer(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["text", "truncated", "empty"])
+def test_grok1_tokenizer_refuses_a_file_that_is_not_a_sentencepiece_model(
+    tmp_path, grok1_model_path, content
+):
+    payload = {
+        "text": b"ROMEO: not a model\n",
+        "truncated": grok1_model_path.read_bytes()[:100_000],
+        "empty": b"",
+    }[content]
+    path = tmp_path / "tokenizer.model"
+    path.write_bytes(payload)
+    expected = f"{re.escape(str(path))}' .* is not a SentencePiece model: expected xAI's"
+    with pytest.raises(ValueError, match=expected):
+        Grok1Tokenizer(path)
+
+
+def test_grok1_tokenizer_refuses_a_sentencepiece_model_with_other_ids(tmp_path, shakespeare):
+    import sentencepiece
+
+    model = io.BytesIO()  # SentencePiece's defaults: no pad id (-1), eos 2
+    lines = iter(shakespeare.splitlines()[:2000])
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=lines, model_writer=model, vocab_size=200, minloglevel=2
+    )
+    path = tmp_path / "other.model"
+    path.write_bytes(model.getvalue())
+    with pytest.raises(ValueError, match=r"pad id -1 and eos id 2.*not Grok-1's tokenizer"):
+        Grok1Tokenizer(path)
+
+
+def test_grok1_tokenizer_path_prefers_an_existing_local_file(grok1_model_path, tmp_path):
+    found = grok1_tokenizer_path(grok1_model_path, download=False, cache_dir=tmp_path)
+    assert found == grok1_model_path
+    assert not any(tmp_path.iterdir())
+
+
+def test_grok1_tokenizer_path_downloads_verifies_and_caches(grok1_model_path, tmp_path):
+    wrong = tmp_path / "served" / "wrong.model"
+    wrong.parent.mkdir()
+    wrong.write_bytes(b"not xAI's file")
+    cache = tmp_path / "cache"
+    urls = [(tmp_path / "absent.model").as_uri(), wrong.as_uri(), grok1_model_path.as_uri()]
+    found = grok1_tokenizer_path(tmp_path / "missing.model", urls=urls, cache_dir=cache)
+    assert found == cache / "grok1_tokenizer.model"
+    assert found.read_bytes() == grok1_model_path.read_bytes()
+    assert sorted(p.name for p in cache.iterdir()) == ["grok1_tokenizer.model"]  # no .partial
+    assert grok1_tokenizer_path(download=False, cache_dir=cache) == found  # the cached copy
+
+
+def test_grok1_tokenizer_path_says_what_it_tried(tmp_path):
+    wrong = tmp_path / "wrong.model"
+    wrong.write_bytes(b"not xAI's file")
+    cache = tmp_path / "cache"
+    with pytest.raises(Grok1TokenizerUnavailable) as refused:
+        grok1_tokenizer_path(tmp_path / "missing.model", urls=[wrong.as_uri()], cache_dir=cache)
+    message = str(refused.value)
+    assert f"{tmp_path / 'missing.model'}': no such file" in message
+    digest = hashlib.sha256(b"not xAI's file").hexdigest()
+    assert f"{wrong.as_uri()}: sha256 {digest}, not xAI's {GROK1_TOKENIZER_SHA256}" in message
+    assert not cache.exists()  # a file that fails the hash is never kept
+    with pytest.raises(Grok1TokenizerUnavailable, match="download=False: not downloaded"):
+        grok1_tokenizer_path(download=False, cache_dir=cache)

@@ -8,6 +8,7 @@ from .attention import check_attention_mask, check_kv_head_for_query, check_soft
 from .embeddings import check_initial_loss, check_rms_norm, check_sandwich_block
 from .experts import check_ffn_size, check_geglu_expert, check_sparse_dispatch
 from .model import check_haiku_to_torch, check_kv_cache_bytes, check_parameter_count
+from .real_grok1 import check_allowed_global, check_dequantize_released
 from .rope import check_inverse_frequencies, check_rope, check_rotate_half
 from .router import check_load_balancing_loss, check_top_k_gates, check_z_loss
 from .sampling import check_temperature, check_top_k_filter, check_top_p_filter
@@ -24,9 +25,11 @@ __all__ = [
     "NOT_ATTEMPTED",
     "PASS",
     "CheckResult",
+    "check_allowed_global",
     "check_attention_mask",
     "check_char_encoder",
     "check_cosine_lr",
+    "check_dequantize_released",
     "check_expert_parallel_bytes",
     "check_ffn_size",
     "check_geglu_expert",
