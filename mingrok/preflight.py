@@ -27,14 +27,17 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from .config import MinGrokConfig
+from .parallel.launch import DistributedRun
 from .scale import kv_cache_bytes, weight_bytes, weights
 
 RUNTIME_BYTES = 2**30  # the allowance for PyTorch, the process group and a step's activations
-STORAGE_OF_WEIGHTS = {"float32": "float32", "int8": "released"}  # --weights → mingrok.scale's
+# --weights (or --grok1-dtype) → mingrok.scale's storage
+STORAGE_OF_WEIGHTS = {"float32": "float32", "bfloat16": "bfloat16", "int8": "released"}
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,14 @@ def rank_needs(
     config: MinGrokConfig, world_size: int, layout: str, weights_storage: str
 ) -> RankNeeds:
     """What one of ``world_size`` ranks needs to load and run ``config`` split by ``layout``
-    ("tensor" or "expert"), its matrices stored as ``weights_storage`` ("float32" or "int8")."""
+    ("tensor" or "expert"), its matrices stored as ``weights_storage`` ("float32", "bfloat16":
+    every parameter, or "int8": the quantised matrices as released)."""
     if weights_storage not in STORAGE_OF_WEIGHTS:
         raise ValueError(
             f"weights={weights_storage!r} is invalid: it must be one of {tuple(STORAGE_OF_WEIGHTS)}"
         )
     storage = STORAGE_OF_WEIGHTS[weights_storage]
+    width = 2 if storage == "bfloat16" else 4  # the embedding's and the cache's bytes per value
     kv_ranks = world_size if layout == "tensor" else 1  # expert parallel replicates attention
     tensors = weights(config, layout)
     # mingrok.parallel keeps the tied embedding whole on every rank (xAI splits it by D)
@@ -77,7 +82,7 @@ def rank_needs(
     )
     parts = {
         "weights": weight_bytes(config, storage, world_size, layout) + whole_embedding,
-        "KV cache": kv_cache_bytes(config, config.max_seq_len, 4, kv_ranks),
+        "KV cache": kv_cache_bytes(config, config.max_seq_len, width, kv_ranks),
         "reading": max(weight.released_bytes() for weight in tensors),
     }
     if weights_storage == "int8":
@@ -127,5 +132,30 @@ def check_fits(needs: RankNeeds, device: torch.device) -> str:
     return summary
 
 
+def preflight_released(
+    path: str | Path,
+    config: MinGrokConfig,
+    run: DistributedRun,
+    strategy: str | None,
+    weights_storage: str,
+) -> str:
+    """Before reading a released checkpoint: the folder holds the files ``config`` needs, the
+    rank count splits it (the sizes allowed listed otherwise), and this rank's device holds what
+    it needs; returns the needs, described. Every failure is a ValueError naming the figures."""
+    from .parallel.strategy import check_strategy
+    from .released import check_files
+
+    check_files(path, config)
+    world_size = run.world_size if strategy is not None else 1
+    if strategy is not None:
+        check_strategy(config, world_size, strategy)
+    needs = rank_needs(config, world_size, strategy or "tensor", weights_storage)
+    return check_fits(needs, run.device)
+
+
 def _gib(size: int) -> str:
-    return f"{size / 2**30:.2f} GiB"
+    """Bytes in GiB, or in MiB or KiB below one GiB (a small model's figures stay readable)."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if size >= scale:
+            return f"{size / scale:.2f} {unit}"
+    return f"{size / 2**10:.1f} KiB"

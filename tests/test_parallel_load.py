@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mingrok import MinGrok
+from mingrok.__main__ import main
 from mingrok.grok1 import config_from_grok1, save_checkpoint_released
 from mingrok.parallel.launch import DistributedRun
 from mingrok.parallel.load import build_sharded, fill, load_sharded
@@ -115,3 +116,52 @@ def test_a_checkpoint_that_is_not_the_configs_is_refused_naming_the_tensor(synth
         fill(build_sharded(config, run, None), wrong, run, "float32")
     with pytest.raises(ValueError, match="weights='int4' is invalid"):
         fill(build_sharded(config, run, None), pairs, run, "int4")
+
+
+# --- sample --grok1 under torchrun: each rank streams its part ---
+
+
+@pytest.fixture(scope="module")
+def fixture_options(tmp_path_factory):
+    """sample's options for the shared released-format fixture, its config as a JSON file."""
+    meta = json.loads(str(np.load(fixture_path("grok1_ckpt_e") / "reference.npz")["meta_json"]))
+    config_file = tmp_path_factory.mktemp("grok1") / "config.json"
+    config_file.write_text(json.dumps({key: meta["config"][key] for key in ("lm", "model")}))
+    folder = str(fixture_path("grok1_ckpt_e"))
+    return ["sample", "--grok1", folder, "--grok1-config", str(config_file), "--device", "cpu"]
+
+
+@pytest.mark.parametrize(
+    ("split", "weights"), [("--tensor-parallel", "int8"), ("--expert-parallel", "float32")]
+)
+def test_two_processes_sample_the_single_process_tokens(fixture_options, split, weights, capsys):
+    args = [*fixture_options, "--prompt-ids", "5,6,7", "--max-new-tokens", "16", "--seed", "1"]
+    args += ["--weights", weights]
+    assert main(args) == 0
+    alone = capsys.readouterr()
+    out, err = finished(torchrun(2, "-m", "mingrok", *args, split))
+    assert out == alone.out
+    assert len(out.split()) == 3 + 16
+    assert f"each of 2 rank(s) ({split[2:8]} parallel, --weights {weights}) needs" in err
+    assert f"each of 1 rank(s) (tensor parallel, --weights {weights}) needs" in alone.err
+
+
+def test_sample_refuses_before_reading_when_a_rank_cannot_hold_its_part(tmp_path, capsys):
+    folder = tmp_path / "ckpt-0"
+    folder.mkdir()
+    for index in range(770):  # Grok-1's file names, empty: nothing may be read
+        (folder / f"tensor{index:05d}_000").touch()
+    with pytest.raises(SystemExit):
+        main(["sample", "--grok1", str(tmp_path), "--prompt-ids", "5", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert "error: each of 1 rank(s) (tensor parallel, --weights float32) needs 1184.02 GiB" in err
+    assert "weights 1176.02 GiB, KV cache 4.00 GiB, reading 3.00 GiB" in err
+
+
+def test_sharded_sample_takes_float32_or_int8_matrices(fixture_options, capsys):
+    args = [*fixture_options, "--prompt-ids", "5", "--tensor-parallel", "--grok1-dtype", "bfloat16"]
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "error: --grok1-dtype bfloat16 goes with one process and --weights float32" in (
+        capsys.readouterr().err
+    )
