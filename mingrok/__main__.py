@@ -109,6 +109,11 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
         "sample",
         help="generate text from a checkpoint",
         description="Continue a prompt with a trained model (the shipped one by default).",
+        epilog="Grok-1 as xAI released it, on 8 GPUs (NCCL; gloo on CPUs), after `python -m "
+        "mingrok download-grok1 --out DIR`: torchrun --nproc-per-node 8 -m mingrok sample "
+        "--grok1 DIR --tokenizer DIR/tokenizer.model --tensor-parallel --weights int8 --prompt "
+        "'...' (or --expert-parallel). Each rank reads only its part of every file, after saying "
+        "what it will hold (stderr) and refusing when its device cannot.",
         formatter_class=_HelpFormatter,
     )
     _add_checkpoint(parser)
