@@ -253,13 +253,13 @@ def load_checkpoint(
     """A MinGrok holding a released-format checkpoint (``path``: the folder holding ``ckpt-0/``,
     or ``ckpt-0/`` itself), as xAI's code computes with it.
 
-    The model is laid out on the meta device first, so nothing is allocated before the folder
-    has the file count ``config`` needs; each file is read (:func:`mingrok.released.read_tensor`,
-    which runs nothing a file names) and checked against the config's shape before its tensor
-    is made. A quantised weight becomes ``bf16(q · s)`` as in xAI's ``Linear``; ``dtype``
-    float32 computes in float32 (``config.replace(moe_bf16_casts=True)`` for the casts xAI's
-    MoE makes even then), bfloat16 is production's precision (norm scales and router stay
-    float32, :mod:`mingrok.precision`).
+    The model is laid out on the meta device first, and nothing is allocated before the folder
+    holds the files ``config`` needs with the shapes it needs, each file's header read without
+    its arrays (:func:`mingrok.released.iter_checkpoint`; nothing a file names is run). A
+    quantised weight becomes ``bf16(q · s)`` as in xAI's ``Linear``; ``dtype`` float32 computes
+    in float32 (``config.replace(moe_bf16_casts=True)`` for the casts xAI's MoE makes even
+    then), bfloat16 is production's precision (norm scales and router stay float32,
+    :mod:`mingrok.precision`).
     """
     if dtype not in LOAD_DTYPES:
         raise ValueError(f"dtype={dtype!r} is invalid: it must be one of {LOAD_DTYPES}")
