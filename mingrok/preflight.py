@@ -142,13 +142,13 @@ def preflight_released(
     """Before reading a released checkpoint: the folder holds the files ``config`` needs, the
     rank count splits it (the sizes allowed listed otherwise), and this rank's device holds what
     it needs; returns the needs, described. Every failure is a ValueError naming the figures."""
-    from .parallel.strategy import check_strategy
+    from .parallel.load import check_split
     from .released import check_files
 
     check_files(path, config)
     world_size = run.world_size if strategy is not None else 1
     if strategy is not None:
-        check_strategy(config, world_size, strategy)
+        check_split(config, world_size, strategy)
     needs = rank_needs(config, world_size, strategy or "tensor", weights_storage)
     return check_fits(needs, run.device)
 

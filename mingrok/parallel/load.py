@@ -38,8 +38,10 @@ from ..config import MinGrokConfig
 from ..grok1 import haiku_to_torch_names
 from ..model import MinGrok
 from ..released import QuantizedWeight8bit, iter_checkpoint
+from ..scale import RELEASED_SCALE_GROUPS
 from .launch import DistributedRun
 from .strategy import check_strategy, parallelize
+from .tensor import allowed_tensor_parallel_sizes
 
 WEIGHTS = ("float32", "int8")  # how the attention and expert matrices stay resident
 
@@ -58,11 +60,31 @@ def load_sharded(
     return fill(model, iter_checkpoint(path, config), run, weights)
 
 
+def check_split(config: MinGrokConfig, world_size: int, strategy: str) -> None:
+    """A clear error, naming the sizes allowed, unless ``world_size`` ranks can split ``config``
+    by ``strategy`` and cut the released matrices along their scale blocks: a tensor split cuts
+    the row-split matrices' K rows into ``world_size`` blocks, which must be whole scale blocks
+    (``world_size`` divides G = 8) or lie inside one (8 divides ``world_size``)."""
+    check_strategy(config, world_size, strategy)
+    groups = RELEASED_SCALE_GROUPS
+    if strategy == "tensor" and groups % world_size and world_size % groups:
+        allowed = [
+            size
+            for size in allowed_tensor_parallel_sizes(config)
+            if groups % size == 0 or size % groups == 0
+        ]
+        raise ValueError(
+            f"world_size={world_size} cuts the rows of multi_head_attention/linear and "
+            f"moe/linear_1 into {world_size} blocks, which do not line up with their {groups} "
+            f"bfloat16 scale blocks as released; allowed: {allowed}"
+        )
+
+
 def build_sharded(config: MinGrokConfig, run: DistributedRun, strategy: str | None) -> MinGrok:
     """The model on the meta device, split over ``run``'s ranks (a clear error, naming the sizes
-    allowed, when the rank count cannot split its shapes)."""
+    allowed, when the rank count cannot split its shapes: :func:`check_split`)."""
     if strategy is not None:
-        check_strategy(config, run.world_size, strategy)
+        check_split(config, run.world_size, strategy)
     with torch.device("meta"):
         model = MinGrok(config)
     if strategy is not None and run.distributed:
@@ -216,14 +238,11 @@ def _scale_piece(
     if axis != dims - 2 or scales.shape[axis] % blocks == 0:
         return _block(scales, axis, blocks, run.rank, run.world_size)
     groups = scales.shape[axis]
-    if blocks % groups:
-        allowed = sorted(
-            {d for d in range(1, 4 * groups + 1) if groups % d == 0 or d % groups == 0}
-        )
+    if blocks % groups:  # (check_split refuses such rank counts for the release's G = 8)
         raise ValueError(
             f"{run.world_size} ranks cut the rows of {name!r} into {blocks} blocks, which do not "
             f"line up with its {groups} scale blocks: the rank count must divide {groups} or be "
-            f"a multiple of it (e.g. {allowed})"
+            "a multiple of it"
         )
     group = run.rank * blocks // run.world_size * groups // blocks
     return scales.narrow(axis, group, 1)
