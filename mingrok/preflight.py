@@ -55,10 +55,11 @@ class RankNeeds:
 
     def describe(self) -> str:
         parts = ", ".join(f"{name} {_gib(size)}" for name, size in self.parts.items())
-        return (
-            f"each of {self.world_size} rank(s) ({self.layout} parallel, --weights "
-            f"{self.weights}) needs {_gib(self.total)}: {parts}"
-        )
+        storage = f"--weights {self.weights}"
+        who = f"one process (the whole model, {storage})"
+        if self.world_size > 1:
+            who = f"each of {self.world_size} ranks ({self.layout} parallel, {storage})"
+        return f"{who} needs {_gib(self.total)}: {parts}"
 
 
 def rank_needs(

@@ -153,8 +153,8 @@ def test_two_processes_sample_the_single_process_tokens(fixture_options, split, 
     out, err = finished(torchrun(2, "-m", "mingrok", *args, split))
     assert out == alone.out
     assert len(out.split()) == 3 + 16
-    assert f"each of 2 rank(s) ({split[2:8]} parallel, --weights {weights}) needs" in err
-    assert f"each of 1 rank(s) (tensor parallel, --weights {weights}) needs" in alone.err
+    assert f"each of 2 ranks ({split[2:8]} parallel, --weights {weights}) needs" in err
+    assert f"one process (the whole model, --weights {weights}) needs" in alone.err
 
 
 def test_sample_refuses_before_reading_when_a_rank_cannot_hold_its_part(tmp_path, capsys):
@@ -165,7 +165,7 @@ def test_sample_refuses_before_reading_when_a_rank_cannot_hold_its_part(tmp_path
     with pytest.raises(SystemExit):
         main(["sample", "--grok1", str(tmp_path), "--prompt-ids", "5", "--device", "cpu"])
     err = capsys.readouterr().err
-    assert "error: each of 1 rank(s) (tensor parallel, --weights float32) needs 1184.02 GiB" in err
+    assert "error: one process (the whole model, --weights float32) needs 1184.02 GiB" in err
     assert "weights 1176.02 GiB, KV cache 4.00 GiB, reading 3.00 GiB" in err
 
 

@@ -42,7 +42,7 @@ def test_expert_parallel_replicates_attention_and_its_cache():
 
 def test_a_device_too_small_is_refused_with_the_figures():
     needs = rank_needs(GROK1, 1, "tensor", "float32")
-    message = re.escape("each of 1 rank(s) (tensor parallel, --weights float32) needs 1184.02 GiB")
+    message = re.escape("one process (the whole model, --weights float32) needs 1184.02 GiB")
     with pytest.raises(ValueError, match=message + r".*weights 1176\.02 GiB.*cpu has .* free"):
         check_fits(needs, CPU)
     with pytest.raises(ValueError, match=r"or --weights int8, or a larger device"):
