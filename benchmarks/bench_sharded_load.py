@@ -23,12 +23,14 @@ the meta model built and split, before the first file; the checkpoint is 237 MiB
 the largest the 32 MiB float32 embedding):
 
     ranks strategy weights   peak−before  shard   bound   with MALLOC_MMAP_THRESHOLD_=1 MiB
-    2     tensor   int8      189          134.6   230.6   173
-    2     expert   int8      194          140.6   236.6   177
+    2     tensor   int8      177–189      134.6   230.6   173
+    2     expert   int8      177–194      140.6   236.6   177
     1     (whole)  int8      274          237.0   333.0   268
     2     tensor   float32   545–609      440.2   584.2   469
     2     expert   float32   576–624      464.2   608.2   484
-    1     (whole)  float32   946          848.2  1040.2   889
+    1     (whole)  float32   917–946      848.2  1040.2   889
+
+(ranges: both ranks over three runs of the default; one run with the fixed threshold.)
 
 Int8-resident loading stays within its shard + the largest file + 64 MiB on every rank. With
 float32 weights glibc's default allocator keeps up to 25 MiB more than the bound on some ranks
