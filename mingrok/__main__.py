@@ -21,6 +21,7 @@ from typing import Any
 from .arguments import non_negative, positive, token_ids
 from .course.cli import add_course_parser
 from .decode import WEIGHTS
+from .download import add_download_command
 
 PRESETS = ("shakespeare",)
 CHECKPOINT_NAME = "checkpoint.safetensors"  # resumable: model + optimizer + generator states
@@ -108,6 +109,11 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
         "sample",
         help="generate text from a checkpoint",
         description="Continue a prompt with a trained model (the shipped one by default).",
+        epilog="Grok-1 as xAI released it, on 8 GPUs (NCCL; gloo on CPUs), after `python -m "
+        "mingrok download-grok1 --out DIR`: torchrun --nproc-per-node 8 -m mingrok sample "
+        "--grok1 DIR --tokenizer DIR/tokenizer.model --tensor-parallel --weights int8 --prompt "
+        "'...' (or --expert-parallel). Each rank reads only its part of every file, after saying "
+        "what it will hold (stderr) and refusing when its device cannot.",
         formatter_class=_HelpFormatter,
     )
     _add_checkpoint(parser)
@@ -128,12 +134,21 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
         choices=WEIGHTS,
         default="float32",
         help="how the fast decoder stores its matrices: int8 is 1.5 to 2 times as fast, for a "
-        "small cost in quality (benchmarks/bench_generate.py measures both)",
+        "small cost in quality (benchmarks/bench_generate.py measures both). With --grok1, "
+        "int8 keeps the released int8 matrices and their scales as they are (a quarter of "
+        "float32's memory) and decodes on the eager path",
     )
-    parser.add_argument(
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument(
         "--tensor-parallel",
         action="store_true",
-        help="under torchrun, split every layer's heads and experts over the processes",
+        help="under torchrun, split every layer's heads and experts over the processes (with "
+        "--grok1, each rank reads only its part of every file)",
+    )
+    split.add_argument(
+        "--expert-parallel",
+        action="store_true",
+        help="under torchrun, give each process whole experts, attention replicated",
     )
     _add_common(parser, data=False, threads=SAMPLE_THREADS)
     parser.set_defaults(run=run_sample)
@@ -164,6 +179,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_sample_command,
     add_eval_command,
     add_course_parser,  # run chapters with papermill, student copies, grading (mingrok.course)
+    add_download_command,  # xAI's released weights from the Hugging Face hub (mingrok.download)
 )
 
 
@@ -300,13 +316,16 @@ def run_sample(args: argparse.Namespace) -> int:
     from .sampling import generate
 
     run = init_distributed(resolve_device(args.device))
-    model, tokenizer, prompt_ids = _sample_model_and_prompt(args, run.device)
-    if args.tensor_parallel and run.distributed:  # (one process: nothing to split)
+    strategy = "tensor" if args.tensor_parallel else "expert" if args.expert_parallel else None
+    # --grok1 split over ranks or kept int8: streamed into each rank's part (mingrok.parallel.load)
+    streamed = args.grok1 is not None and (strategy is not None or args.weights == "int8")
+    model, tokenizer, prompt_ids = _sample_model_and_prompt(args, run, strategy, streamed)
+    if strategy and run.distributed and not streamed:  # (one process: nothing to split)
         from torch.distributed.device_mesh import init_device_mesh
 
-        from .parallel import tensor_parallel
+        from .parallel import parallelize
 
-        tensor_parallel(model, init_device_mesh(run.device.type, (run.world_size,)))
+        parallelize(model, init_device_mesh(run.device.type, (run.world_size,)), strategy)
 
     def write(token_ids) -> None:  # each token's text as soon as it is chosen
         sys.stdout.write(tokenizer.decode(token_ids))
@@ -325,7 +344,8 @@ def run_sample(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         seed=args.seed,
         use_cache=not args.no_cache,
-        weights=args.weights,
+        fused=not (streamed and args.weights == "int8"),  # the fused decoder copies to float32
+        weights="float32" if streamed else args.weights,  # a streamed model holds its own
         on_token=write if run.is_main else None,
     )
     elapsed = time.perf_counter() - started
@@ -398,9 +418,13 @@ class _StreamingText:
         return added
 
 
-def _sample_model_and_prompt(args: argparse.Namespace, device) -> tuple[Any, Any, list[int]]:
+def _sample_model_and_prompt(
+    args: argparse.Namespace, run, strategy: str | None, streamed: bool
+) -> tuple[Any, Any, list[int]]:
     """The model, the tokenizer and the prompt's ids ``sample`` uses, every option checked before
-    anything is printed (and, with --grok1, before the weights are read)."""
+    anything is printed (and, with --grok1, before the weights are read: the files are there, the
+    rank count splits them, and each rank's device holds its part, mingrok.preflight)."""
+    device = run.device
     if args.grok1 is None:
         for flag in ("grok1_config", "tokenizer"):
             if getattr(args, flag) is not None:
@@ -430,6 +454,21 @@ def _sample_model_and_prompt(args: argparse.Namespace, device) -> tuple[Any, Any
     else:
         tokenizer, prompt_ids = _TokenIds(), args.prompt_ids
     _check_prompt_ids(prompt_ids, config.vocab_size)
+    from .preflight import preflight_released
+
+    if streamed and args.grok1_dtype != "float32":
+        raise ValueError(
+            "--grok1-dtype bfloat16 goes with one process and --weights float32: split over "
+            "ranks or kept int8, the matrices are float32 or int8"
+        )
+    storage = args.weights if streamed else args.grok1_dtype
+    needs = preflight_released(args.grok1, config, run, strategy, storage)
+    if run.is_main:
+        print(needs, file=sys.stderr)
+    if streamed:
+        from .parallel.load import load_sharded
+
+        return load_sharded(args.grok1, config, run, strategy, args.weights), tokenizer, prompt_ids
     dtype = getattr(torch, args.grok1_dtype)
     return load_checkpoint(args.grok1, config, dtype=dtype, device=device), tokenizer, prompt_ids
 

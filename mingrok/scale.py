@@ -38,9 +38,10 @@ class Weight:
     ``unit``-wide pieces: a head (d_h columns or rows) for attention, one column otherwise. A rank
     holds 1/P of the pieces or, when there are fewer pieces than ranks, one piece that several
     ranks hold alike (Grok-1 on 16 ranks: each of its 8 KV heads on 2). ``quantized`` says the
-    released checkpoint stores it as int8 with bfloat16 scales [..., G, N]: G blocks of the input
-    axis, RELEASED_SCALE_GROUPS for a row-split matrix (each rank's rows have their own block) and
-    1 otherwise. ``per_layer`` tensors exist once in every layer.
+    released checkpoint stores it as int8 with bfloat16 scales [..., G, N]: ``scale_groups`` = G
+    blocks of the input axis, RELEASED_SCALE_GROUPS for the matrices xAI's mesh splits by rows
+    (each of its 8 ranks' rows have their own block) and 1 otherwise, whatever split this
+    ``Weight`` describes. ``per_layer`` tensors exist once in every layer.
     """
 
     name: str  # grok-1's module path inside a layer (or the model)
@@ -49,6 +50,7 @@ class Weight:
     unit: int = 1
     quantized: bool = False
     per_layer: bool = True
+    scale_groups: int = 1
 
     @property
     def row_split(self) -> bool:
@@ -68,11 +70,16 @@ class Weight:
     def scale_count(self, ranks: int = 1) -> int:
         """bfloat16 scales of the released int8 tensor that one of ``ranks`` ranks holds."""
         *lead, _, columns = self.shard_shape(ranks)
+        groups = self.scale_groups
         if self.row_split:  # [..., G, N]: a rank needs the blocks its rows fall in
-            return (
-                math.prod(lead) * _per_rank(RELEASED_SCALE_GROUPS, ranks, "scale blocks") * columns
-            )
-        return math.prod(lead) * columns
+            groups = _per_rank(groups, ranks, "scale blocks")
+        return math.prod(lead) * groups * columns
+
+    def released_bytes(self, ranks: int = 1) -> int:
+        """Bytes of one rank's part as the release stores it (once, not per layer): int8 values
+        and their bfloat16 scales for a quantised matrix, float32 otherwise."""
+        size = math.prod(self.shard_shape(ranks))
+        return size + 2 * self.scale_count(ranks) if self.quantized else 4 * size
 
 
 def _split_evenly(size: int, ranks: int, what: str) -> int:
@@ -100,28 +107,53 @@ def _check_ranks(ranks: int) -> None:
         raise ValueError(f"ranks={ranks!r} is invalid: it must be a positive integer")
 
 
-def weights(config: MinGrokConfig) -> list[Weight]:
-    """Every parameter tensor of one layer and of the model ends, with its tensor-parallel split."""
+LAYOUTS = ("tensor", "expert")
+
+
+def weights(config: MinGrokConfig, layout: str = "tensor") -> list[Weight]:
+    """Every parameter tensor of one layer and of the model ends, with its split over the ranks.
+
+    ``layout`` "tensor" is xAI's model axis (above); "expert" is :mod:`mingrok.parallel.expert`'s:
+    each rank whole experts (the expert axis split), everything else replicated.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r} is invalid: it must be one of {LAYOUTS}")
     d, dh, e, f = config.d_model, config.head_dim, config.num_experts, config.ffn_dim
     h, g = config.num_q_heads * dh, config.num_kv_heads * dh
     router_columns = e * (2 if config.router_noise == "noisy_topk" else 1)
+    tensor = layout == "tensor"
+    heads = {"unit": dh, "quantized": True}
+    rows = RELEASED_SCALE_GROUPS
     return [
-        Weight("multi_head_attention/query", (d, h), split=1, unit=dh, quantized=True),
-        Weight("multi_head_attention/key", (d, g), split=1, unit=dh, quantized=True),
-        Weight("multi_head_attention/value", (d, g), split=1, unit=dh, quantized=True),
-        Weight("multi_head_attention/linear", (h, d), split=0, unit=dh, quantized=True),
+        Weight("multi_head_attention/query", (d, h), split=1 if tensor else None, **heads),
+        Weight("multi_head_attention/key", (d, g), split=1 if tensor else None, **heads),
+        Weight("multi_head_attention/value", (d, g), split=1 if tensor else None, **heads),
+        Weight(
+            "multi_head_attention/linear",
+            (h, d),
+            split=0 if tensor else None,
+            scale_groups=rows,
+            **heads,
+        ),
         Weight("router", (d, router_columns), split=None),
-        Weight("moe/linear", (e, d, f), split=2, quantized=True),
-        Weight("moe/linear_v", (e, d, f), split=2, quantized=True),
-        Weight("moe/linear_1", (e, f, d), split=1, quantized=True),
+        Weight("moe/linear", (e, d, f), split=2 if tensor else 0, quantized=True),
+        Weight("moe/linear_v", (e, d, f), split=2 if tensor else 0, quantized=True),
+        Weight(
+            "moe/linear_1", (e, f, d), split=1 if tensor else 0, quantized=True, scale_groups=rows
+        ),
         *(Weight(f"rms_norm{s}", (d,), split=None) for s in ("", "_1", "_2", "_3")),
-        Weight("in_out_embed", (config.vocab_size, d), split=1, per_layer=False),
+        Weight(
+            "in_out_embed", (config.vocab_size, d), split=1 if tensor else None, per_layer=False
+        ),
         Weight("rms_norm (final)", (d,), split=None, per_layer=False),
     ]
 
 
-def weight_bytes(config: MinGrokConfig, storage: str, ranks: int = 1) -> int:
-    """Bytes of the weights one rank holds on a model axis of ``ranks`` (1: the whole model).
+def weight_bytes(
+    config: MinGrokConfig, storage: str, ranks: int = 1, layout: str = "tensor"
+) -> int:
+    """Bytes of the weights one rank holds on a model axis of ``ranks`` (1: the whole model),
+    split by ``layout`` (see :func:`weights`).
 
         Σ_tensors  |shard| · bytes(storage)            (× num_layers for the per-layer ones)
 
@@ -133,14 +165,11 @@ def weight_bytes(config: MinGrokConfig, storage: str, ranks: int = 1) -> int:
         raise ValueError(f"storage={storage!r} is invalid: it must be one of {STORAGES}")
     _check_ranks(ranks)
     total = 0
-    for weight in weights(config):
-        shard = weight.shard_shape(ranks)
-        if storage != "released":
-            size = math.prod(shard) * BYTES_PER_VALUE[storage]
-        elif weight.quantized:
-            size = math.prod(shard) + 2 * weight.scale_count(ranks)
+    for weight in weights(config, layout):
+        if storage == "released":
+            size = weight.released_bytes(ranks)
         else:
-            size = 4 * math.prod(shard)
+            size = math.prod(weight.shard_shape(ranks)) * BYTES_PER_VALUE[storage]
         total += size * (config.num_layers if weight.per_layer else 1)
     return total
 

@@ -97,7 +97,7 @@ class ExpertParallelMoE(nn.Module):
         )
         results = self._run_local_experts(rows, their_experts - self.first_expert)
         back = funcol.all_to_all_single(results, send_sizes, receive_sizes, group)
-        slots = back[torch.argsort(order)].view(num_rows, top_k, -1)
+        slots = back[torch.argsort(order)].view(num_rows, top_k, back.shape[-1])  # (0 rows: no -1)
         return (gates.to(slots.dtype)[..., None] * slots).sum(dim=1)
 
     def _run_local_experts(self, rows: torch.Tensor, local_experts: torch.Tensor) -> torch.Tensor:
