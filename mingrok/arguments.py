@@ -92,14 +92,15 @@ def non_empty_text(text: str) -> str:
 def shakespeare_file(text: str) -> str:
     """An argparse ``type`` for ``--data``: an existing file whose bytes are TinyShakespeare's
     (:func:`mingrok.data.find_shakespeare` checks its sha256: a fraction of a second)."""
-    from .data import DataError, find_shakespeare
+    from .data import SHAKESPEARE_NUM_BYTES, DataError, find_shakespeare
 
+    allowed = f"a copy of TinyShakespeare (input.txt, {SHAKESPEARE_NUM_BYTES:,} bytes)"
     if not Path(text).is_file():
-        _refuse("the path of a copy of TinyShakespeare (input.txt)", text)
+        _refuse(allowed, text)
     try:
         find_shakespeare(text, download=False)
-    except DataError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    except (DataError, OSError):  # other bytes (the sha256 differs), or unreadable
+        _refuse(allowed, text)
     return text
 
 

@@ -132,7 +132,7 @@ REFUSALS = [
     (["eval", "--max-windows", "0"], "--max-windows", "'0'", "a whole number of at least 1"),
     (["eval", "--batch-size", "2.5"], "--batch-size", "'2.5'", "a whole number of at least 1"),
     (["eval", "--data", "no/such/input.txt"], "--data", "'no/such/input.txt'", "TinyShakespeare"),
-    (["eval", "--data", "README.md"], "--data", "README.md", "is not TinyShakespeare: sha256"),
+    (["eval", "--data", "README.md"], "--data", "'README.md'", "a copy of TinyShakespeare"),
     (["eval", "--device", "cuda:x"], "--device", "'cuda:x'", "use 'auto', 'cpu', 'cuda'"),
 ]
 
