@@ -18,7 +18,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .arguments import non_negative, positive, token_ids
+from .arguments import (
+    OneLineErrorParser,
+    UsageError,
+    device_name,
+    file_or_folder_holding,
+    non_empty_text,
+    non_negative,
+    positive,
+    real_number,
+    seed,
+    shakespeare_file,
+    token_ids,
+)
 from .course.cli import add_course_parser
 from .decode import WEIGHTS
 from .download import add_download_command
@@ -119,15 +131,20 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
     _add_checkpoint(parser)
     _add_grok1_options(parser)
     parser.add_argument(
-        "--prompt", default="JULIET:\nO Romeo, Romeo! wherefore art thou", help="text to continue"
+        "--prompt",
+        type=non_empty_text,
+        default="JULIET:\nO Romeo, Romeo! wherefore art thou",
+        help="text to continue",
     )
     parser.add_argument(
         "--max-new-tokens", type=non_negative, default=300, help="tokens to generate"
     )
-    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    parser.add_argument("--temperature", type=real_number(0), default=0.8, help="0 = greedy")
     parser.add_argument("--top-k", type=positive, default=None, help="keep the k likeliest tokens")
-    parser.add_argument("--top-p", type=float, default=None, help="nucleus (grok-1's rule)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+    parser.add_argument(
+        "--top-p", type=real_number(0, 1, above=True), default=None, help="nucleus (grok-1's rule)"
+    )
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the sampler")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context")
     parser.add_argument(
         "--weights",
@@ -151,7 +168,29 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
         help="under torchrun, give each process whole experts, attention replicated",
     )
     _add_common(parser, data=False, threads=SAMPLE_THREADS)
-    parser.set_defaults(run=run_sample)
+    parser.set_defaults(run=run_sample, check=check_sample)
+
+
+def check_sample(args: argparse.Namespace) -> None:
+    """The rules between ``sample``'s options (each option's own range is its argparse type)."""
+    if args.weights != "float32" and args.no_cache:
+        raise UsageError(
+            f"argument --weights: {args.weights!r} needs the fused decoder, which --no-cache "
+            "turns off: use --weights float32 with --no-cache"
+        )
+    if args.grok1 is None:
+        for flag in ("grok1_config", "tokenizer"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"argument --{flag.replace('_', '-')}: goes with --grok1 DIR")
+        if args.grok1_dtype != "float32":
+            raise UsageError("argument --grok1-dtype: goes with --grok1 DIR")
+        return
+    if args.checkpoint is not None:
+        raise UsageError("--checkpoint and --grok1 each name a model to sample from; give one")
+    if args.tokenizer is None and args.prompt_ids is None:
+        raise UsageError(
+            "--grok1 needs --tokenizer FILE (Grok-1's tokenizer.model) or --prompt-ids"
+        )
 
 
 def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
@@ -186,6 +225,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 def _add_checkpoint(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
+        type=file_or_folder_holding(MODEL_NAME),
         metavar="PATH",
         default=None,
         help="a .safetensors file or a training output folder (default: the shipped model)",
@@ -195,7 +235,9 @@ def _add_checkpoint(parser: argparse.ArgumentParser) -> None:
 def _add_common(
     parser: argparse.ArgumentParser, data: bool = True, threads: int | None = None
 ) -> None:
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, mps")
+    parser.add_argument(
+        "--device", type=device_name, default="auto", help="auto (CUDA if present), cpu, cuda, mps"
+    )
     parser.add_argument(
         "--threads",
         type=positive,
@@ -205,6 +247,7 @@ def _add_common(
     if data:
         parser.add_argument(
             "--data",
+            type=shakespeare_file,
             metavar="PATH",
             default=None,
             help="TinyShakespeare; default: $MINGROK_DATA, else input.txt in the current folder "
@@ -215,7 +258,7 @@ def _add_common(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="python -m mingrok",
         description="minGrok: Grok-1 in miniature. Train, sample and evaluate from the terminal.",
     )
@@ -229,6 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    if hasattr(args, "check"):  # before anything is loaded or printed
+        try:
+            args.check(args)
+        except UsageError as error:
+            parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
     args.command_line = "python -m mingrok " + " ".join(argv)
     import torch
 
@@ -426,11 +474,6 @@ def _sample_model_and_prompt(
     rank count splits them, and each rank's device holds its part, mingrok.preflight)."""
     device = run.device
     if args.grok1 is None:
-        for flag in ("grok1_config", "tokenizer"):
-            if getattr(args, flag) is not None:
-                raise ValueError(f"--{flag.replace('_', '-')} goes with --grok1 DIR")
-        if args.grok1_dtype != "float32":
-            raise ValueError("--grok1-dtype goes with --grok1 DIR")
         model, tokenizer = _load(args.checkpoint, str(device))
         prompt_ids = args.prompt_ids or tokenizer.encode(args.prompt, errors="replace")
         _check_prompt_ids(prompt_ids, model.config.vocab_size)
@@ -440,17 +483,11 @@ def _sample_model_and_prompt(
     from .config import GROK1
     from .grok1 import load_checkpoint
 
-    if args.checkpoint is not None:
-        raise ValueError("--checkpoint and --grok1 each name a model to sample from; give one")
     config = GROK1 if args.grok1_config is None else _grok1_config(args.grok1_config)
     if args.tokenizer is not None:
         grok1_tokenizer = _grok1_tokenizer(args.tokenizer, config.vocab_size)
         prompt_ids = args.prompt_ids or grok1_tokenizer.encode(args.prompt)
         tokenizer = _StreamingText(grok1_tokenizer)
-    elif args.prompt_ids is None:
-        raise ValueError(
-            "--grok1 needs --tokenizer FILE (Grok-1's tokenizer.model) or --prompt-ids"
-        )
     else:
         tokenizer, prompt_ids = _TokenIds(), args.prompt_ids
     _check_prompt_ids(prompt_ids, config.vocab_size)

@@ -300,7 +300,7 @@ class Trainer:
         It pays where large matmuls dominate on hardware with fast bfloat16 (AVX512-BF16 or AMX,
         a GPU): on one AMD EPYC thread (AVX512-BF16) a step of the shipped model (FFN 688) on
         8 × 256 tokens took 644 ms instead of 847 (1.3x faster), while the quick recipe's small
-        matmuls (``benchmarks/bench_train_cpu.py``, FFN 168) ran 0.92x: the casts cost more than
+        matmuls (``benchmarks/bench_train_cpu.py``, FFN 176) ran 0.92x: the casts cost more than
         they save.
         """
         dtype = AUTOCAST_DTYPES[self.config.autocast]
