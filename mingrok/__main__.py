@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .arguments import non_negative, positive
+from .arguments import non_negative, positive, token_ids
 from .course.cli import add_course_parser
 from .decode import WEIGHTS
 
@@ -111,6 +111,7 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=_HelpFormatter,
     )
     _add_checkpoint(parser)
+    _add_grok1_options(parser)
     parser.add_argument(
         "--prompt", default="JULIET:\nO Romeo, Romeo! wherefore art thou", help="text to continue"
     )
@@ -299,14 +300,13 @@ def run_sample(args: argparse.Namespace) -> int:
     from .sampling import generate
 
     run = init_distributed(resolve_device(args.device))
-    model, tokenizer = _load(args.checkpoint, str(run.device))
+    model, tokenizer, prompt_ids = _sample_model_and_prompt(args, run.device)
     if args.tensor_parallel and run.distributed:  # (one process: nothing to split)
         from torch.distributed.device_mesh import init_device_mesh
 
         from .parallel import tensor_parallel
 
         tensor_parallel(model, init_device_mesh(run.device.type, (run.world_size,)))
-    prompt_ids = tokenizer.encode(args.prompt, errors="replace")
 
     def write(token_ids) -> None:  # each token's text as soon as it is chosen
         sys.stdout.write(tokenizer.decode(token_ids))
@@ -334,6 +334,148 @@ def run_sample(args: argparse.Namespace) -> int:
         print(f"\n[{len(new_ids)} tokens in {elapsed:.2f} s]", file=sys.stderr)
     shutdown_distributed()
     return 0
+
+
+# --- sample --grok1: a checkpoint in the format xAI released Grok-1 in ---
+
+
+def _add_grok1_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "Grok-1's released format",
+        "Sample from ckpt-0/ as xAI released Grok-1 (tensor00000_000, ...), read with an "
+        "allow-list unpickler that runs nothing a file names (mingrok.released).",
+    )
+    group.add_argument(
+        "--grok1", metavar="DIR", default=None, help="the folder holding ckpt-0/, or ckpt-0/ itself"
+    )
+    group.add_argument(
+        "--grok1-config",
+        metavar="FILE",
+        default=None,
+        help='JSON {"lm": {...}, "model": {...}} with grok-1\'s field names (default: Grok-1)',
+    )
+    group.add_argument(
+        "--grok1-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16 is Grok-1's production precision",
+    )
+    group.add_argument(
+        "--tokenizer", metavar="FILE", default=None, help="Grok-1's SentencePiece tokenizer.model"
+    )
+    group.add_argument(
+        "--prompt-ids",
+        metavar="IDS",
+        type=token_ids,
+        default=None,
+        help="the prompt as token ids, e.g. 5,6,7, instead of --prompt (with --grok1 and no "
+        "--tokenizer, the output is token ids too)",
+    )
+
+
+class _TokenIds:
+    """Stands in for a tokenizer when there is none: token ids are written as numbers."""
+
+    def decode(self, ids) -> str:
+        ids = ids.tolist() if hasattr(ids, "tolist") else ids
+        return "".join(f"{token_id} " for token_id in ids)
+
+
+class _StreamingText:
+    """Writes a growing sequence of ids as the tokenizer decodes the whole, one addition at a time:
+    SentencePiece decodes a lone piece without its leading space ('▁the' → 'the'), and byte
+    pieces only make a character together, so Grok-1's ids cannot be decoded one by one."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.ids, self.written = tokenizer, [], ""
+
+    def decode(self, ids) -> str:
+        self.ids += ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        text = self.tokenizer.decode(self.ids)
+        if text.endswith("\ufffd") or not text.startswith(self.written):  # a character unfinished
+            return ""
+        added, self.written = text[len(self.written) :], text
+        return added
+
+
+def _sample_model_and_prompt(args: argparse.Namespace, device) -> tuple[Any, Any, list[int]]:
+    """The model, the tokenizer and the prompt's ids ``sample`` uses, every option checked before
+    anything is printed (and, with --grok1, before the weights are read)."""
+    if args.grok1 is None:
+        for flag in ("grok1_config", "tokenizer"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag.replace('_', '-')} goes with --grok1 DIR")
+        if args.grok1_dtype != "float32":
+            raise ValueError("--grok1-dtype goes with --grok1 DIR")
+        model, tokenizer = _load(args.checkpoint, str(device))
+        prompt_ids = args.prompt_ids or tokenizer.encode(args.prompt, errors="replace")
+        _check_prompt_ids(prompt_ids, model.config.vocab_size)
+        return model, tokenizer, prompt_ids
+    import torch
+
+    from .config import GROK1
+    from .grok1 import load_checkpoint
+
+    if args.checkpoint is not None:
+        raise ValueError("--checkpoint and --grok1 each name a model to sample from; give one")
+    config = GROK1 if args.grok1_config is None else _grok1_config(args.grok1_config)
+    if args.tokenizer is not None:
+        grok1_tokenizer = _grok1_tokenizer(args.tokenizer, config.vocab_size)
+        prompt_ids = args.prompt_ids or grok1_tokenizer.encode(args.prompt)
+        tokenizer = _StreamingText(grok1_tokenizer)
+    elif args.prompt_ids is None:
+        raise ValueError(
+            "--grok1 needs --tokenizer FILE (Grok-1's tokenizer.model) or --prompt-ids"
+        )
+    else:
+        tokenizer, prompt_ids = _TokenIds(), args.prompt_ids
+    _check_prompt_ids(prompt_ids, config.vocab_size)
+    dtype = getattr(torch, args.grok1_dtype)
+    return load_checkpoint(args.grok1, config, dtype=dtype, device=device), tokenizer, prompt_ids
+
+
+def _grok1_config(path: str):
+    """A MinGrokConfig from grok-1's field names in a JSON file (extra keys are ignored, so the
+    ``config`` of a fixture's metadata reads as it is)."""
+    from .grok1 import config_from_grok1
+
+    try:
+        fields = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--grok1-config {path!r} is not JSON: {error}") from None
+    if not (
+        isinstance(fields, dict) and all(isinstance(fields.get(k), dict) for k in ("lm", "model"))
+    ):
+        raise ValueError(
+            f'--grok1-config {path!r} must hold {{"lm": {{...}}, "model": {{...}}}} (grok-1\'s '
+            "LanguageModelConfig and TransformerConfig fields)"
+        )
+    return config_from_grok1(fields["lm"], fields["model"])
+
+
+def _grok1_tokenizer(path: str, vocab_size: int):
+    try:
+        from .tokenizer import Grok1Tokenizer
+    except ImportError:
+        raise ValueError(
+            "--tokenizer needs mingrok.tokenizer.Grok1Tokenizer, which this version of minGrok "
+            "lacks; give the prompt as --prompt-ids"
+        ) from None
+    tokenizer = Grok1Tokenizer(path)
+    if tokenizer.vocab_size != vocab_size:
+        raise ValueError(
+            f"--tokenizer {path!r} has {tokenizer.vocab_size} pieces; the model's vocab_size is "
+            f"{vocab_size}"
+        )
+    return tokenizer
+
+
+def _check_prompt_ids(prompt_ids: list[int], vocab_size: int) -> None:
+    too_large = [token_id for token_id in prompt_ids if token_id >= vocab_size]
+    if too_large:
+        raise ValueError(
+            f"--prompt-ids holds {too_large[0]}; the model's ids are 0..{vocab_size - 1}"
+        )
 
 
 def run_eval(args: argparse.Namespace) -> int:

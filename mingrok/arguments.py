@@ -30,3 +30,13 @@ def whole_number(minimum: int) -> Callable[[str], int]:
 
 positive = whole_number(1)
 non_negative = whole_number(0)
+
+
+def token_ids(text: str) -> list[int]:
+    """An argparse ``type`` for a prompt given as token ids: ``"5,6,7"`` → [5, 6, 7]."""
+    parts = text.split(",")
+    if not all(part.strip().isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated token ids (whole numbers >= 0) like 5,6,7, got {text!r}"
+        )
+    return [int(part) for part in parts]

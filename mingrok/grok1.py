@@ -20,6 +20,13 @@ import torch
 
 from .config import GROK1, MinGrokConfig
 from .model import MinGrok
+from .released import (
+    QuantizedWeight8bit,
+    iter_checkpoint,
+    quantize,
+    tensor_specs,
+    write_checkpoint,
+)
 
 # Defaults of grok-1's TransformerConfig / LanguageModelConfig for fields a config may omit.
 _GROK_DEFAULTS = {
@@ -88,7 +95,9 @@ def dequantize(weight: Any, scales: Any) -> torch.Tensor:
         W[..., i, n] = q[..., i, n] · s[..., ⌊i / (K/G)⌋, n]       q: [..., K, N], s: [..., G, N]
 
     G = 1 gives one scale per output column; G = 8 matches an input axis sharded 8 ways (e.g.
-    ``moe/linear_1`` has scales [8, 8, 6144] for weights [8, 32768, 6144]).
+    ``moe/linear_1`` has scales [8, 8, 6144] for weights [8, 32768, 6144]). The product is taken
+    in float32; xAI's code rounds it to bfloat16 (:meth:`mingrok.released.QuantizedWeight8bit.
+    dequantize`, what loading a released checkpoint uses).
     """
     q = torch.as_tensor(np.asarray(weight) if not isinstance(weight, torch.Tensor) else weight)
     s = torch.as_tensor(np.asarray(scales) if not isinstance(scales, torch.Tensor) else scales)
@@ -119,7 +128,9 @@ def flatten_haiku_params(params: Mapping[str, Any]) -> dict[str, Any]:
         else:
             flat[key] = value
     for key, value in flat.items():
-        if hasattr(value, "weight") and hasattr(value, "scales"):
+        if isinstance(value, QuantizedWeight8bit):  # read from a released file: xAI's rounding
+            flat[key] = value.dequantize()
+        elif hasattr(value, "weight") and hasattr(value, "scales"):
             flat[key] = dequantize(value.weight, value.scales)
     return flat
 
@@ -242,16 +253,14 @@ def load_checkpoint(
     """A MinGrok holding a released-format checkpoint (``path``: the folder holding ``ckpt-0/``,
     or ``ckpt-0/`` itself), as xAI's code computes with it.
 
-    The model is laid out on the meta device first, so nothing is allocated before the folder
-    has the file count ``config`` needs; each file is read (:func:`mingrok.released.read_tensor`,
-    which runs nothing a file names) and checked against the config's shape before its tensor
-    is made. A quantised weight becomes ``bf16(q · s)`` as in xAI's ``Linear``; ``dtype``
-    float32 computes in float32 (``config.replace(moe_bf16_casts=True)`` for the casts xAI's
-    MoE makes even then), bfloat16 is production's precision (norm scales and router stay
-    float32, :mod:`mingrok.precision`).
+    The model is laid out on the meta device first, and nothing is allocated before the folder
+    holds the files ``config`` needs with the shapes it needs, each file's header read without
+    its arrays (:func:`mingrok.released.iter_checkpoint`; nothing a file names is run). A
+    quantised weight becomes ``bf16(q · s)`` as in xAI's ``Linear``; ``dtype`` float32 computes
+    in float32 (``config.replace(moe_bf16_casts=True)`` for the casts xAI's MoE makes even
+    then), bfloat16 is production's precision (norm scales and router stay float32,
+    :mod:`mingrok.precision`).
     """
-    from .released import QuantizedWeight8bit, iter_checkpoint
-
     if dtype not in LOAD_DTYPES:
         raise ValueError(f"dtype={dtype!r} is invalid: it must be one of {LOAD_DTYPES}")
     device = torch.device(device if device is not None else "cpu")
@@ -278,15 +287,11 @@ class _ReleasedParameters(Mapping):
     """A model's parameters as the release stores them, made one at a time when asked for."""
 
     def __init__(self, model: MinGrok) -> None:
-        from .released import tensor_specs
-
         self.state = model.state_dict()
         self.names = haiku_to_torch_names(model.config)
         self.specs = {spec.name: spec for spec in tensor_specs(model.config)}
 
     def __getitem__(self, haiku_name: str) -> Any:
-        from .released import quantize
-
         torch_name, transpose = self.names[haiku_name]
         tensor = self.state[torch_name].detach().to("cpu", torch.float32)
         tensor = tensor.t() if transpose else tensor
@@ -305,8 +310,6 @@ def save_checkpoint_released(model: MinGrok, path: str | Path) -> Path:
     expert matrices int8 with bfloat16 scales per model-axis block
     (:func:`mingrok.released.quantize`), the rest float32. One tensor is converted at a time.
     Returns the ``ckpt-0`` folder; :func:`load_checkpoint` with ``model.config`` reads it back."""
-    from .released import write_checkpoint
-
     return write_checkpoint(_ReleasedParameters(model), path)
 
 

@@ -14,11 +14,13 @@ xAI's code uses such a weight as the bfloat16 product
 (``weight.astype(scales.dtype) * scales`` in ``model.py``), before any matmul.
 
 xAI's loader calls ``pickle.load`` on every file, which runs whatever callable a file names.
-:func:`read_tensor` reads a file with an unpickler that knows only the five globals the release
-names (numpy's array and dtype reconstruction, under numpy 1's and numpy 2's module names,
-``__main__.QuantizedWeight8bit`` and ``ml_dtypes.bfloat16``), each mapped to a stand-in of its own
-that checks its arguments; any other global is refused before anything runs. The bfloat16 scales
-come back as ``torch.bfloat16`` tensors, so ``ml_dtypes`` is not needed.
+:func:`read_tensor` reads a file with a pickle machine of its own that knows only the opcodes
+the release uses and the five globals it names (numpy's array and dtype reconstruction, under
+numpy 1's and numpy 2's module names, ``__main__.QuantizedWeight8bit`` and ``ml_dtypes.bfloat16``),
+each mapped to a stand-in that checks its arguments; any other global is refused before anything
+runs. :func:`read_header` reads the shapes alone, skipping the arrays, so that
+:func:`iter_checkpoint` checks all 770 files against the config before it reads one array. The
+bfloat16 scales come back as ``torch.bfloat16`` tensors, so ``ml_dtypes`` is not needed.
 
 :func:`write_checkpoint` writes the same files: protocol-4 pickles with the same opcodes, memo
 and framing as CPython's pickler gives for xAI's objects under numpy 1 (the fixture's files come
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import pickle
 import re
 import struct
@@ -48,6 +51,8 @@ from .scale import RELEASED_SCALE_GROUPS, weights
 CHECKPOINT_DIR = "ckpt-0"
 FILE_PATTERN = re.compile(r"tensor(\d{5})_000")
 LEVELS = 127  # int8 values in [−127, 127]
+_FRAME_TARGET = 64 * 1024  # CPython's pickler ends a frame once it reaches this size
+_FRAME_MIN = 4  # a frame shorter than this is written without its FRAME header
 
 # The dtypes the release holds: numpy's pickled dtype code → (numpy dtype read, element bytes).
 # bfloat16 has no numpy dtype without ml_dtypes: its 2-byte values are read as uint16 bit patterns.
@@ -177,6 +182,10 @@ def checkpoint_names(config: MinGrokConfig) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------
 # Reading: a restricted unpickler
+#
+# The files are read by a small pickle machine of our own rather than by ``pickle.Unpickler``: it
+# knows only the opcodes the release's files use, calls nothing but the stand-ins below, and can
+# skip the array bytes, so that every file's shapes are checked before any data is read.
 
 
 class _Global:
@@ -223,16 +232,28 @@ class _DtypeState:
             )
 
 
+class _Skipped:
+    """A payload left on disk by a header scan: its length only."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
 class _ArrayState:
     """What ``numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')`` + its state describe."""
 
     def __init__(self, cls: Any, shape: Any, typecode: Any) -> None:
         if cls is not _NDARRAY or typecode != b"b":
             raise pickle.UnpicklingError(f"_reconstruct of {cls!r}, {typecode!r}: not an ndarray")
-        self.shape: tuple[int, ...] | None = None
+        self.shape: tuple[int, ...] = ()
         self.dtype: _DtypeState | None = None
         self.fortran = False
-        self.data = b""
+        self.data: bytearray | _Skipped = _Skipped(0)
 
     def __setstate__(self, state: Any) -> None:
         if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1):
@@ -240,7 +261,7 @@ class _ArrayState:
         _, shape, dtype, fortran, data = state
         if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
             raise pickle.UnpicklingError(f"array shape {shape!r:.80} is not a tuple of sizes")
-        if not isinstance(dtype, _DtypeState) or not isinstance(data, bytes):
+        if not isinstance(dtype, _DtypeState) or not isinstance(data, (bytearray, _Skipped)):
             raise pickle.UnpicklingError("array state without a dtype or raw bytes")
         expected = math.prod(shape) * _DTYPES[dtype.key].itemsize
         if len(data) != expected:
@@ -250,11 +271,11 @@ class _ArrayState:
         self.shape, self.dtype, self.fortran, self.data = shape, dtype, bool(fortran), data
 
     def numpy(self) -> np.ndarray:
-        """The array (a writable copy: the pickle's bytes are immutable)."""
-        if self.dtype is None:
-            raise pickle.UnpicklingError("an array whose state was never set")
+        """The array, over the bytes read (no copy)."""
+        if self.dtype is None or isinstance(self.data, _Skipped):
+            raise pickle.UnpicklingError("an array whose data was not read")
         flat = np.frombuffer(self.data, dtype=_DTYPES[self.dtype.key])
-        return flat.reshape(self.shape, order="F" if self.fortran else "C").copy()
+        return flat.reshape(self.shape, order="F" if self.fortran else "C")
 
 
 class _QuantizedState:
@@ -282,35 +303,139 @@ class UnsafeCheckpointError(CheckpointError):
     """A file names a global outside the release's allow-list; nothing it names was run."""
 
 
-class _ReleasedUnpickler(pickle.Unpickler):
-    def __init__(self, file: BinaryIO, source: str) -> None:
-        super().__init__(file)
-        self.source = source
+def _find(module: Any, name: Any, source: str) -> Any:
+    allowed = _ALLOWED.get((module, name))
+    if allowed is None:
+        raise UnsafeCheckpointError(
+            f"{source} names the global {module}.{name}, which a released Grok-1 checkpoint "
+            f"never holds; refused without running it (allowed: {', '.join(ALLOWED_GLOBALS)})"
+        )
+    return allowed
 
-    def find_class(self, module: str, name: str) -> Any:
-        allowed = _ALLOWED.get((module, name))
-        if allowed is None:
-            raise UnsafeCheckpointError(
-                f"{self.source} names the global {module}.{name}, which a released Grok-1 "
-                f"checkpoint never holds; refused without running it (allowed: "
-                f"{', '.join(ALLOWED_GLOBALS)})"
+
+_CALLABLE = (_ArrayState, _DtypeState, _QuantizedState)  # the stand-ins REDUCE and NEWOBJ make
+_PAYLOAD_LENGTHS = {ord("C"): "<B", ord("B"): "<I", 0x8E: "<Q"}  # SHORT_BINBYTES .. BINBYTES8
+_INTEGERS = {ord("K"): "<B", ord("M"): "<H", ord("J"): "<i"}  # BININT1, BININT2, BININT
+_ATOMS = {ord("N"): None, 0x88: True, 0x89: False, ord(")"): ()}  # NONE, NEWTRUE/FALSE, EMPTY_TUPLE
+
+
+def _unpickle(file: BinaryIO, source: str, *, read_payloads: bool) -> Any:
+    """The object a release file pickles, built from the stand-ins only.
+
+    Only the opcodes the release's files use are known (protocol 4, plus GLOBAL so that an older
+    pickle's global is named when refused); a global outside :data:`ALLOWED_GLOBALS` raises
+    :class:`UnsafeCheckpointError` as soon as it is read. With ``read_payloads`` False the bytes
+    of large arrays (64 KiB or more) are skipped, their length checked against the file's size,
+    so a header scan reads a few hundred bytes of a 1.6 GB file.
+    """
+    size = os.fstat(file.fileno()).st_size
+    stack: list[Any] = []
+    marks: list[int] = []
+    memo: list[Any] = []
+
+    def read(count: int) -> bytes:
+        data = file.read(count)
+        if len(data) != count:
+            raise EOFError("pickle data was truncated")
+        return data
+
+    def unpack(layout: str) -> int:
+        return struct.unpack(layout, read(struct.calcsize(layout)))[0]
+
+    def pop_mark() -> list[Any]:
+        start = marks.pop()
+        items = stack[start:]
+        del stack[start:]
+        return items
+
+    def payload(count: int) -> bytearray | _Skipped:
+        if count > size - file.tell():
+            raise EOFError(f"pickle data was truncated (a {count}-byte array runs past the end)")
+        if not read_payloads and count >= _FRAME_TARGET:  # a large array's bytes: left on disk
+            file.seek(count, os.SEEK_CUR)
+            return _Skipped(count)
+        data = bytearray(count)  # writable, so the arrays made over it need no copy
+        if file.readinto(data) != count:
+            raise EOFError("pickle data was truncated")
+        return data
+
+    while True:
+        op = read(1)[0]
+        if op == 0x80:  # PROTO
+            read(1)
+        elif op == 0x95:  # FRAME: its opcodes are read like the others
+            read(8)
+        elif op in (0x8C, ord("X")):  # SHORT_BINUNICODE, BINUNICODE
+            stack.append(read(unpack("<B" if op == 0x8C else "<I")).decode())
+        elif op == 0x94:  # MEMOIZE
+            memo.append(stack[-1])
+        elif op in (ord("h"), ord("j")):  # BINGET, LONG_BINGET
+            stack.append(memo[unpack("<B" if op == ord("h") else "<I")])
+        elif op == 0x93:  # STACK_GLOBAL
+            name = stack.pop()
+            stack.append(_find(stack.pop(), name, source))
+        elif op == ord("c"):  # GLOBAL
+            module = file.readline(256).decode().rstrip("\n")
+            stack.append(_find(module, file.readline(256).decode().rstrip("\n"), source))
+        elif op in _INTEGERS:
+            stack.append(unpack(_INTEGERS[op]))
+        elif op == 0x8A:  # LONG1
+            stack.append(int.from_bytes(read(unpack("<B")), "little", signed=True))
+        elif op in _ATOMS:
+            stack.append(_ATOMS[op])
+        elif op in (0x85, 0x86, 0x87):  # TUPLE1, TUPLE2, TUPLE3
+            count = op - 0x84
+            items = tuple(stack[-count:])
+            if len(items) != count:
+                raise IndexError("stack underflow")
+            del stack[-count:]
+            stack.append(items)
+        elif op == ord("("):  # MARK
+            marks.append(len(stack))
+        elif op == ord("t"):  # TUPLE
+            stack.append(tuple(pop_mark()))
+        elif op in _PAYLOAD_LENGTHS:
+            stack.append(payload(unpack(_PAYLOAD_LENGTHS[op])))
+        elif op in (ord("R"), 0x81):  # REDUCE, NEWOBJ: only the stand-ins are ever called
+            args, function = stack.pop(), stack.pop()
+            if function not in _CALLABLE or not isinstance(args, tuple):
+                raise pickle.UnpicklingError(f"a call of {function!r:.60}, not a release object")
+            stack.append(function(*args))
+        elif op == ord("}"):  # EMPTY_DICT
+            stack.append({})
+        elif op == ord("u"):  # SETITEMS
+            items = pop_mark()
+            stack[-1].update(zip(items[::2], items[1::2], strict=True))
+        elif op == ord("b"):  # BUILD
+            state = stack.pop()
+            if not isinstance(stack[-1], _CALLABLE):
+                raise pickle.UnpicklingError(f"a BUILD of {stack[-1]!r:.60}")
+            stack[-1].__setstate__(state)
+        elif op == ord("."):  # STOP
+            if len(stack) != 1 or marks:
+                raise pickle.UnpicklingError("the pickle stops with a malformed stack")
+            if file.tell() != size:
+                raise pickle.UnpicklingError("data after the pickle's end")
+            return stack[0]
+        else:
+            raise pickle.UnpicklingError(
+                f"opcode {bytes([op])!r} at byte {file.tell() - 1}, which the release never uses"
             )
-        return allowed
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError("persistent ids are not part of the release")
 
 
 def _bfloat16_tensor(bits: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(bits.view(np.int16)).view(torch.bfloat16)
 
 
-def _value(loaded: Any, source: str) -> np.ndarray | QuantizedWeight8bit:
+def _parts(loaded: Any, source: str) -> tuple[_ArrayState, ...]:
+    """(array,) for a float32 array, (weight, scales) for a QuantizedWeight8bit; else an error."""
     if isinstance(loaded, _ArrayState):
-        array = loaded.numpy()
-        if loaded.dtype is not None and loaded.dtype.key == "bfloat16":
-            raise CheckpointError(f"{source} holds a bfloat16 array outside a QuantizedWeight8bit")
-        return array
+        if loaded.dtype is None or loaded.dtype.key != "f4":
+            raise CheckpointError(
+                f"{source} holds a {loaded.dtype.key if loaded.dtype else 'typeless'} array; "
+                "outside a QuantizedWeight8bit the release stores float32 arrays only"
+            )
+        return (loaded,)
     if isinstance(loaded, _QuantizedState):
         state = loaded.state
         fields = set(state) if isinstance(state, dict) else None
@@ -327,15 +452,58 @@ def _value(loaded: Any, source: str) -> np.ndarray | QuantizedWeight8bit:
                 f"{source}: a QuantizedWeight8bit holds int8 values and bfloat16 scales; got "
                 f"{weight.dtype.key} and {scales.dtype.key}"
             )
-        try:
-            return QuantizedWeight8bit(
-                torch.from_numpy(weight.numpy()), _bfloat16_tensor(scales.numpy())
-            )
-        except ValueError as error:
-            raise CheckpointError(f"{source}: {error}") from None
+        return weight, scales
     raise CheckpointError(
         f"{source} holds a {type(loaded).__name__}, not an array or a QuantizedWeight8bit"
     )
+
+
+def _load(path: str | Path, read_payloads: bool) -> tuple[_ArrayState, ...]:
+    path = Path(path)
+    try:
+        with open(path, "rb") as file:
+            loaded = _unpickle(file, str(path), read_payloads=read_payloads)
+    except CheckpointError:
+        raise
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except EOFError as error:
+        raise CheckpointError(f"{path} is truncated ({error})") from None
+    except (
+        pickle.UnpicklingError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        MemoryError,
+        IndexError,
+        KeyError,
+    ) as error:
+        raise CheckpointError(
+            f"{path} is corrupt or not a released Grok-1 tensor: {error}"
+        ) from None
+    return _parts(loaded, str(path))
+
+
+@dataclass(frozen=True)
+class TensorHeader:
+    """What a released file holds, from its opcodes alone: the shape, and for a
+    QuantizedWeight8bit the scales' shape (None for a float32 array)."""
+
+    shape: tuple[int, ...]
+    scales_shape: tuple[int, ...] | None
+
+    @classmethod
+    def of(cls, value: np.ndarray | QuantizedWeight8bit) -> TensorHeader:
+        if isinstance(value, QuantizedWeight8bit):
+            return cls(value.shape, tuple(value.scales.shape))
+        return cls(tuple(value.shape), None)
+
+
+def read_header(path: str | Path) -> TensorHeader:
+    """The shapes one released file holds, read without its array bytes (a few hundred bytes of a
+    1.6 GB file); the file's length must fit them exactly. Same refusals as :func:`read_tensor`."""
+    parts = _load(path, read_payloads=False)
+    return TensorHeader(parts[0].shape, parts[1].shape if len(parts) == 2 else None)
 
 
 def read_tensor(path: str | Path) -> np.ndarray | QuantizedWeight8bit:
@@ -345,32 +513,16 @@ def read_tensor(path: str | Path) -> np.ndarray | QuantizedWeight8bit:
     :class:`UnsafeCheckpointError` naming the file and the global, before it is run. A truncated
     or corrupt file raises :class:`CheckpointError` naming the file.
     """
-    path = Path(path)
+    parts = _load(path, read_payloads=True)
+    if len(parts) == 1:
+        return parts[0].numpy()
+    weight, scales = parts
     try:
-        with open(path, "rb") as file:
-            loaded = _ReleasedUnpickler(file, str(path)).load()
-            trailing = file.read(1)
-    except CheckpointError:
-        raise
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing") from None
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        MemoryError,
-        OverflowError,
-        IndexError,
-        KeyError,
-    ) as error:
-        raise CheckpointError(
-            f"{path} is truncated or corrupt, not a released Grok-1 tensor ({error})"
-        ) from None
-    if trailing:
-        raise CheckpointError(f"{path} has data after its pickle ends: corrupt")
-    return _value(loaded, str(path))
+        return QuantizedWeight8bit(
+            torch.from_numpy(weight.numpy()), _bfloat16_tensor(scales.numpy())
+        )
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from None
 
 
 def checkpoint_dir(path: str | Path) -> Path:
@@ -403,31 +555,30 @@ def check_files(path: str | Path, config: MinGrokConfig) -> tuple[Path, list[Ten
     return folder, specs
 
 
-def check_value(value: np.ndarray | QuantizedWeight8bit, spec: TensorSpec, source: str) -> None:
-    """Raise a :class:`CheckpointError` unless ``value`` is what ``spec`` says, naming the
+def check_header(header: TensorHeader, spec: TensorSpec, source: str) -> None:
+    """Raise a :class:`CheckpointError` unless a file holds what ``spec`` says, naming the
     parameter and both shapes."""
     if spec.scale_groups is None:
-        if not isinstance(value, np.ndarray):
+        if header.scales_shape is not None:
             raise CheckpointError(
-                f"{source} holds a {type(value).__name__} for {spec.name}; the release stores it "
-                f"as a float32 array {spec.shape}"
+                f"{source} holds a QuantizedWeight8bit for {spec.name}; the release stores it as "
+                f"a float32 array {spec.shape}"
             )
-        if value.dtype != np.float32 or value.shape != spec.shape:
+        if header.shape != spec.shape:
             raise CheckpointError(
-                f"{source} holds {spec.name} as {value.dtype} {value.shape}; the config needs "
-                f"float32 {spec.shape}"
+                f"{source} holds {spec.name} as float32 {header.shape}; the config needs float32 "
+                f"{spec.shape}"
             )
         return
-    if not isinstance(value, QuantizedWeight8bit):
+    if header.scales_shape is None:
         raise CheckpointError(
             f"{source} holds a float array for {spec.name}; the release stores it as a "
             f"QuantizedWeight8bit {spec.shape}"
         )
-    got = (value.shape, tuple(value.scales.shape))
-    if got != (spec.shape, spec.scales_shape):
+    if (header.shape, header.scales_shape) != (spec.shape, spec.scales_shape):
         raise CheckpointError(
-            f"{source} holds {spec.name} with shape {got[0]} (scales {got[1]}); the config needs "
-            f"{spec.shape} (scales {spec.scales_shape})"
+            f"{source} holds {spec.name} with shape {header.shape} (scales "
+            f"{header.scales_shape}); the config needs {spec.shape} (scales {spec.scales_shape})"
         )
 
 
@@ -436,14 +587,18 @@ def iter_checkpoint(
 ) -> Iterator[tuple[str, np.ndarray | QuantizedWeight8bit]]:
     """(Haiku path, value) of each file in order, one file in memory at a time.
 
-    Before the first file is read, the folder must hold exactly the files ``config`` needs; each
-    file is checked against the config's shape for it as it is read.
+    Before the first value is read, the folder must hold exactly the files ``config`` needs, and
+    every file's header must have the config's shapes and a length that fits them
+    (:func:`read_header`): a wrong config or a truncated download is refused before any array is
+    read or allocated.
     """
     folder, specs = check_files(path, config)
-    for index, spec in enumerate(specs):
-        source = str(folder / file_name(index))
+    sources = [str(folder / file_name(index)) for index in range(len(specs))]
+    for spec, source in zip(specs, sources, strict=True):
+        check_header(read_header(source), spec, source)
+    for spec, source in zip(specs, sources, strict=True):
         value = read_tensor(source)
-        check_value(value, spec, source)
+        check_header(TensorHeader.of(value), spec, source)  # the file may have changed since
         yield spec.name, value
 
 
@@ -472,10 +627,6 @@ def quantize(weight: torch.Tensor | np.ndarray, groups: int) -> QuantizedWeight8
     return QuantizedWeight8bit(q.to(torch.int8).reshape(*lead, k, n).contiguous(), scales)
 
 
-_FRAME_TARGET = 64 * 1024  # CPython's pickler ends a frame once it reaches this size
-_FRAME_MIN = 4  # a frame shorter than this is written without its FRAME header
-
-
 class _PickleWriter:
     """Protocol-4 opcodes for the release's objects, memoised and framed as CPython's pickler does.
 
@@ -502,8 +653,9 @@ class _PickleWriter:
         self.out.write(self.frame)
         self.frame.clear()
 
-    def memoize(self, key: Any) -> None:
-        self.memo[key] = len(self.memo)
+    def memoize(self, key: Any = None) -> None:
+        """MEMOIZE the object just written; ``key`` finds it again (None: it is never reused)."""
+        self.memo[key if key is not None else object()] = len(self.memo)
         self.write(b"\x94")  # MEMOIZE
 
     def get(self, key: Any) -> bool:
@@ -550,11 +702,9 @@ class _PickleWriter:
         self.boundary()
         self.write({None: b"N", False: b"\x89", True: b"\x88"}[value])
 
-    def tuple_(self, items: tuple, key: Any = None) -> None:
-        """A tuple of already-written items; ``key`` memoises it for reuse (None: a new one)."""
+    def tuple_(self, items: tuple) -> None:
+        """A new tuple of up to three items, each written by calling it."""
         self.boundary()
-        if key is not None and self.get(key):
-            return
         for write_item in items:
             write_item()
         n = len(items)
@@ -564,7 +714,7 @@ class _PickleWriter:
         if n > 3:
             raise AssertionError("longer tuples are written with MARK")
         self.write(b"\x85\x86\x87"[n - 1 : n])  # TUPLE1/2/3
-        self.memoize(key if key is not None else ("tuple", id(items), len(self.memo)))
+        self.memoize()
 
     def marked_tuple(self, items: list) -> None:
         self.boundary()
@@ -572,7 +722,7 @@ class _PickleWriter:
         for write_item in items:
             write_item()
         self.write(b"t")  # TUPLE
-        self.memoize(("tuple", len(self.memo)))
+        self.memoize()
 
     def payload(self, data: bytes | memoryview) -> None:
         self.boundary()
@@ -590,7 +740,7 @@ class _PickleWriter:
         else:
             self.write(header)
             self.write(bytes(data))
-        self.memoize(("bytes", len(self.memo)))
+        self.memoize()
 
     def dtype(self, code: str) -> None:
         """numpy.dtype(code, False, True) with its state, as numpy 1 pickles it."""
@@ -604,7 +754,7 @@ class _PickleWriter:
             order, size, flags = ("|" if code == "i1" else "<"), -1, 0
         self.tuple_((code_writer, lambda: self.atom(False), lambda: self.atom(True)))
         self.write(b"R")  # REDUCE
-        self.memoize(("dtype", len(self.memo)))
+        self.memoize()
         state = [
             lambda: self.integer(3),
             lambda: self.string(order),
@@ -630,7 +780,7 @@ class _PickleWriter:
             )
         )
         self.write(b"R")  # REDUCE
-        self.memoize(("array", len(self.memo)))
+        self.memoize()
         shape = [lambda size=size: self.integer(size) for size in array.shape]
         data = memoryview(np.ascontiguousarray(array)).cast("B")
         self.marked_tuple(
@@ -656,14 +806,14 @@ class _PickleWriter:
         if isinstance(value, QuantizedWeight8bit):
             self.global_("__main__", "QuantizedWeight8bit")
             self.write(b")\x81")  # EMPTY_TUPLE, NEWOBJ
-            self.memoize(("object",))
+            self.memoize()
             self.write(b"}")  # EMPTY_DICT
-            self.memoize(("dict",))
+            self.memoize()
             self.write(b"(")  # MARK
             self.string("weight")
-            self.array(value.weight.numpy(), "i1")
+            self.array(value.weight.cpu().numpy(), "i1")
             self.string("scales")
-            self.array(value.scales.view(torch.int16).numpy().view(np.uint16), "bfloat16")
+            self.array(value.scales.cpu().view(torch.int16).numpy().view(np.uint16), "bfloat16")
             self.write(b"u")  # SETITEMS
             self.write(b"b")  # BUILD
         else:

@@ -4,8 +4,11 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 
+from mingrok import MinGrok, generate
 from mingrok.__main__ import (
     CHECKPOINT_NAME,
     HISTORY_NAME,
@@ -15,9 +18,10 @@ from mingrok.__main__ import (
     main,
 )
 from mingrok.checkpoint import read_checkpoint
+from mingrok.grok1 import config_from_grok1, grok1_fields, load_checkpoint, save_checkpoint_released
 from mingrok.train import TrainConfig
 
-from .conftest import REPO, overwrite_inside_tensor, tiny_config
+from .conftest import REPO, fixture_path, overwrite_inside_tensor, tiny_config
 
 TINY_TRAIN = ["--steps", "6", "--batch-size", "2", "--warmup-steps", "2", "--eval-interval", "3"]
 TINY_EVAL = ["--eval-windows", "4", "--quiet", "--device", "cpu"]
@@ -204,3 +208,103 @@ def test_sample_streams_tokens_while_it_is_still_generating():
         process.kill()
         process.wait()
     assert text.decode().startswith(prompt) and len(text.decode().strip()) > len(prompt)
+
+
+# --- sample --grok1: a checkpoint in the format xAI released Grok-1 in ---
+
+
+@pytest.fixture(scope="module")
+def released_fixture(tmp_path_factory):
+    """The shared released-format checkpoint and its config as a --grok1-config file (the
+    ``config`` of its metadata, grok-1's field names plus the fixture's own keys)."""
+    path = fixture_path("grok1_ckpt_e")
+    raw = json.loads(str(np.load(path / "reference.npz")["meta_json"]))["config"]
+    config_file = tmp_path_factory.mktemp("grok1") / "config.json"
+    config_file.write_text(json.dumps(raw))
+    return path, config_file, config_from_grok1(raw["lm"], raw["model"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_sample_from_a_released_checkpoint_is_generate_on_load_checkpoint(
+    released_fixture, dtype, capsys
+):
+    path, config_file, config = released_fixture
+    folder = path if dtype == "float32" else path / "ckpt-0"  # either folder names it
+    options = ["--grok1", str(folder), "--grok1-config", str(config_file), "--grok1-dtype", dtype]
+    greedy = ["--prompt-ids", "41,20,13,19", "--temperature", "0", "--max-new-tokens", "12"]
+    assert main(["sample", *options, *greedy]) == 0
+    printed = [int(token) for token in capsys.readouterr().out.split()]
+    model = load_checkpoint(path, config, dtype=getattr(torch, dtype))
+    assert printed == [41, 20, 13, 19, *generate(model, [41, 20, 13, 19], 12, temperature=0)]
+
+
+def test_sample_from_a_released_checkpoint_with_grok1s_tokenizer(tmp_path, capsys):
+    """A random model with Grok-1's vocabulary, written in the released format: the text printed
+    token by token is the tokenizer's decoding of all the ids (SentencePiece puts a word's space
+    in its piece, so decoding one piece at a time would lose the spaces)."""
+    from mingrok.tokenizer import Grok1Tokenizer
+
+    tokenizer_path = fixture_path("grok1_tokenizer.model")
+    config = tiny_config(vocab_size=131072, d_model=16, num_layers=1, num_q_heads=2, head_dim=8)
+    torch.manual_seed(1)  # a model whose greedy words start with a space ('▁Catarina')
+    save_checkpoint_released(MinGrok(config), tmp_path)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(grok1_fields(config)))
+    options = ["--grok1", str(tmp_path), "--grok1-config", str(config_file)]
+    prompt = ["--tokenizer", str(tokenizer_path), "--prompt", "To be, or not to be"]
+    assert main(["sample", *options, *prompt, "--temperature", "0", "--max-new-tokens", "8"]) == 0
+    tokenizer = Grok1Tokenizer(tokenizer_path)
+    prompt_ids = tokenizer.encode("To be, or not to be")
+    new_ids = generate(load_checkpoint(tmp_path, config), prompt_ids, 8, temperature=0)
+    assert any(tokenizer.piece(token_id).startswith("▁") for token_id in new_ids)
+    assert capsys.readouterr().out == tokenizer.decode(prompt_ids + new_ids) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--prompt-ids", "5"], "a 64-layer config needs 770"),  # Grok-1's config by default
+        (["--grok1-config", "{config}"], "--grok1 needs --tokenizer FILE"),
+        (["--grok1-config", "{config}", "--prompt-ids", "5,96"], "--prompt-ids holds 96; the "),
+        (["--grok1-config", "{config}", "--tokenizer", "{tokenizer}"], "has 131072 pieces; the "),
+        (["--grok1-config", "{bad}", "--prompt-ids", "5"], "is not JSON"),
+        (["--grok1-config", "{empty}", "--prompt-ids", "5"], 'must hold {"lm": {...}, "model"'),
+        (["--checkpoint", "x", "--prompt-ids", "5"], "--checkpoint and --grok1 each name a model"),
+    ],
+)
+def test_sample_grok1_refusals(released_fixture, tmp_path, options, message, capsys):
+    path, config_file, _ = released_fixture
+    (tmp_path / "bad.json").write_text("{")
+    (tmp_path / "empty.json").write_text("{}")
+    names = dict(
+        config=config_file,
+        tokenizer=fixture_path("grok1_tokenizer.model"),
+        bad=tmp_path / "bad.json",
+        empty=tmp_path / "empty.json",
+    )
+    options = [option.format(**names) for option in options]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", "--grok1", str(path), *options])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--grok1-config", "c.json"], "error: --grok1-config goes with --grok1 DIR"),
+        (["--tokenizer", "t.model"], "error: --tokenizer goes with --grok1 DIR"),
+        (["--grok1-dtype", "bfloat16"], "error: --grok1-dtype goes with --grok1 DIR"),
+        (["--prompt-ids", "5,x"], "argument --prompt-ids: expected comma-separated token ids"),
+        (["--prompt-ids", "5,128"], "error: --prompt-ids holds 128; the model's ids are 0..127"),
+        (["--grok1", "missing", "--prompt-ids", "5"], "error: missing/ckpt-0 is not a folder"),
+    ],
+)
+def test_sample_grok1_options_are_checked(options, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", *options])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""

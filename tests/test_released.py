@@ -19,12 +19,14 @@ from mingrok.released import (
     ALLOWED_GLOBALS,
     CheckpointError,
     QuantizedWeight8bit,
+    TensorHeader,
     UnsafeCheckpointError,
     checkpoint_names,
     encode_tensor,
     file_name,
     iter_checkpoint,
     quantize,
+    read_header,
     read_tensor,
     tensor_specs,
     write_checkpoint,
@@ -260,7 +262,7 @@ def test_hostile_global_inside_a_quantised_weight_is_refused(copy, config, tmp_p
 def test_truncated_file(copy, config):
     path = copy / file_name(3)
     path.write_bytes(path.read_bytes()[:10_000])
-    with pytest.raises(CheckpointError, match=rf"{file_name(3)} is truncated or corrupt"):
+    with pytest.raises(CheckpointError, match=rf"{file_name(3)} is truncated \(pickle data was"):
         list(iter_checkpoint(copy, config))
 
 
@@ -302,6 +304,46 @@ def test_wrong_shapes_name_the_parameter_and_both_shapes(fixture_dir, config):
         r"\(8, 32, 88\) \(scales \(8, 1, 88\)\); the config needs \(4, 32, 88\)",
     ):
         list(iter_checkpoint(fixture_dir, config.replace(num_experts=4)))
+
+
+def test_every_header_is_checked_before_any_array_is_read(tmp_path):
+    """A download truncated in its last file is refused before the first value comes out: the
+    header scan reads each file's shapes and skips its large arrays, whose length must fit the
+    file (here a 262 kB embedding and 74 kB expert matrices)."""
+    config = tiny_config(vocab_size=4096, d_model=16, num_q_heads=2, head_dim=8, widening_factor=6)
+    folder = save_checkpoint_released(MinGrok(config), tmp_path)
+    header = read_header(folder / file_name(0))
+    assert header == TensorHeader((4096, 16), None)
+    assert read_header(folder / file_name(2)) == TensorHeader((4, 16, 64), (4, 1, 64))
+    last = folder / file_name(len(checkpoint_names(config)) - 1)
+    for path in (folder / file_name(2), last):  # a skipped payload, then a read one
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        with pytest.raises(CheckpointError, match=rf"{path.name} is truncated \(pickle data was"):
+            next(iter_checkpoint(folder, config))
+        path.write_bytes(data)
+
+
+def test_headers_are_what_the_files_hold(fixture_dir, released):
+    for index, value in enumerate(released.values()):
+        assert read_header(fixture_dir / "ckpt-0" / file_name(index)) == TensorHeader.of(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([1, 2], r"opcode b'\]' at byte \d+, which the release never uses"),  # EMPTY_LIST
+        (_Payload(np.ndarray, (3,)), r"a call of numpy.ndarray, not a release object"),
+        (_Payload(np.dtype, "f8"), r"dtype 'f8' is not one the release uses"),
+    ],
+)
+def test_what_the_release_never_holds_is_refused(tmp_path, value, message):
+    path = tmp_path / file_name(0)
+    path.write_bytes(pickle.dumps(value, protocol=4))
+    with pytest.raises(
+        CheckpointError, match=rf"{path.name} is corrupt or not a released .*{message}"
+    ):
+        read_tensor(path)
 
 
 def test_unlisted_dtype_is_refused(tmp_path):
