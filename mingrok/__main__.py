@@ -530,13 +530,8 @@ def _grok1_config(path: str):
 
 
 def _grok1_tokenizer(path: str, vocab_size: int):
-    try:
-        from .tokenizer import Grok1Tokenizer
-    except ImportError:
-        raise ValueError(
-            "--tokenizer needs mingrok.tokenizer.Grok1Tokenizer, which this version of minGrok "
-            "lacks; give the prompt as --prompt-ids"
-        ) from None
+    from .tokenizer import Grok1Tokenizer
+
     tokenizer = Grok1Tokenizer(path)
     if tokenizer.vocab_size != vocab_size:
         raise ValueError(
