@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
 import json
+import re
 import threading
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ MAX_CHAPTER_BYTES = 4_000_000
 SEARCH_TIMEOUT_MS = 30_000
 SERIOUS = ("critical", "serious")
 EXPLORER = ".mingrok-explorer"
+PRINTED_CHAPTER = "chapters/05_router.html"  # code cells, solutions, an explorer, wide maths
 
 
 @dataclass
@@ -432,3 +436,40 @@ def test_search_finds_pages_offline(origin: str, browser) -> None:
     found = page.eval_on_selector_all("#search-results li a", "els => els.map(e => e.href)")
     context.close()
     assert any("05_router" in href for href in found), found
+
+
+def test_a_chapter_prints_to_a4_with_every_code_line_whole(origin: str, browser) -> None:
+    """Chromium prints a chapter to PDF: every code line the printed page shows is in the PDF's
+    text whole (a line cut at the column's edge, or a box clipped at the page's foot, loses its
+    end), and no fold button's "Click to hide" or "Click to show" is printed. The text is read in
+    layout mode, in the order it stands on the page (the content stream's order differs)."""
+    from pypdf import PdfReader
+
+    context = browser.new_context()
+    context.route(
+        "**/*",
+        lambda r: r.continue_() if r.request.url.startswith(origin + "/") else r.abort(),
+    )
+    page = context.new_page()
+    page.goto(f"{origin}/{PRINTED_CHAPTER}", wait_until="networkidle")
+    page.evaluate("async () => { if (window.MathJax?.startup) await MathJax.startup.promise; }")
+    page.emulate_media(media="print")
+    code_lines = page.evaluate(
+        """() => [...document.querySelectorAll('pre')]
+          .filter(pre => pre.checkVisibility({visibilityProperty: true}))
+          .flatMap(pre => pre.innerText.split('\\n'))
+          .filter(line => line.trim())"""
+    )
+    pdf = PdfReader(io.BytesIO(page.pdf(format="A4")))
+    context.close()
+    pages = (sheet.extract_text(extraction_mode="layout") for sheet in pdf.pages)
+    text = unicodedata.normalize("NFKC", "\n".join(pages))
+
+    def squeeze(line: str) -> str:  # a wrapped line comes back with a line break inside
+        return re.sub(r"\s+", "", unicodedata.normalize("NFKC", line))
+
+    printed = squeeze(text)
+    cut = [line for line in code_lines if squeeze(line) not in printed]
+    assert len(code_lines) > 50, f"only {len(code_lines)} code lines printed"
+    assert not cut, f"{len(cut)} of {len(code_lines)} code lines cut on paper: {cut[:5]}"
+    assert "Click to" not in text
