@@ -69,6 +69,7 @@ class Visit:
     overflow_px: int = 0  # how far the page scrolls sideways
     violations: list[str] = field(default_factory=list)  # critical/serious axe-core rules
     inert_controls: list[str] = field(default_factory=list)  # explorer controls that change nothing
+    misleading_controls: list[str] = field(default_factory=list)  # enabled but inert, or reverse
     explorers: int = 0
     links: set[str] = field(default_factory=set)  # the site's own URLs the page links to
 
@@ -231,6 +232,8 @@ def visit(browser, axe, origin: str, relative: str, viewport: dict = PHONE) -> V
     ]
     result.explorers = page.locator(EXPLORER).count()
     for index in range(result.explorers):
+        result.misleading_controls += misleading_controls(page.locator(EXPLORER).nth(index))
+    for index in range(result.explorers):
         result.inert_controls += inert_controls(page.locator(EXPLORER).nth(index))
     context.close()
     return result
@@ -270,6 +273,45 @@ COVERED_SIDEBAR = """() => {
   }
   return problems;
 }"""
+
+
+def misleading_controls(explorer) -> list[str]:
+    """Controls of `explorer`, in the state the page opens in, that are enabled although no value
+    of theirs changes the figure, or disabled although one does, or disabled and not said so in the
+    image's alt text. Values are set by script, as a disabled control takes no input."""
+    problems = []
+    for field_ in explorer.locator("[data-control]").all():
+        figures = field_.evaluate(
+            """field => {
+              const root = field.closest('.mingrok-explorer'), seen = new Set();
+              const values = field.type === 'checkbox' ? [false, true]
+                : field.type === 'range' ? [...Array(Number(field.max) + 1).keys()].map(String)
+                : [...field.options].map(o => o.value);
+              const start = field.type === 'checkbox' ? field.checked : field.value;
+              const set = v => {
+                if (field.type === 'checkbox') field.checked = v; else field.value = v;
+                field.dispatchEvent(new Event('change'));
+              };
+              for (const v of values) { set(v); seen.add(root.getAttribute('data-figure')); }
+              set(start);
+              return seen.size;
+            }"""
+        )
+        name = field_.get_attribute("id")
+        disabled = field_.is_disabled()
+        if disabled != (figures < 2):
+            problems.append(f"{name}: {figures} figures, {'disabled' if disabled else 'enabled'}")
+        label = explorer.locator(f'label[for="{name}"]').inner_text()
+        if disabled and label not in figure_alt(explorer):
+            problems.append(f"{name}: disabled, and the alt text does not say so")
+    return problems
+
+
+def figure_alt(explorer) -> str:
+    return explorer.evaluate(
+        """root => [...(root.closest('.cell_output') || document.body).querySelectorAll('img')]
+          .filter(img => img.style.display !== 'none').map(img => img.alt).join(' ')"""
+    )
 
 
 def inert_controls(explorer) -> list[str]:
@@ -412,6 +454,30 @@ def test_every_explorer_control_changes_its_figure(visits) -> None:
     assert not failures(visits, "inert_controls")
 
 
+def test_an_explorer_disables_and_names_the_controls_that_cannot_change_its_figure(
+    visits,
+) -> None:
+    assert not failures(visits, "misleading_controls")
+
+
+def test_the_router_explorer_shows_the_jitter_strength_that_ran(origin: str, browser) -> None:
+    """Jitter's ε stays below 1 (chapter 5): σ = 2 asks for more, and 0.95 is what ran."""
+    context = browser.new_context(viewport=PHONE)
+    context.route(
+        "**/*",
+        lambda r: r.continue_() if r.request.url.startswith(origin + "/") else r.abort(),
+    )
+    page = context.new_page()
+    page.goto(f"{origin}/chapters/05_router.html", wait_until="networkidle")
+    page.check("#explorer-router-noise_on")
+    page.select_option("#explorer-router-kind", label="jitter")
+    page.fill("#explorer-router-strength", "2")
+    readout = page.locator("#explorer-router-strength + output").inner_text()
+    alt = figure_alt(page.locator("#explorer-router"))
+    context.close()
+    assert readout == "2 \u2192 0.95" and "noise strength σ 2 \u2192 0.95" in alt, (readout, alt)
+
+
 def test_every_chapter_with_a_live_widget_has_an_explorer_on_its_page(visits) -> None:
     """A chapter's ipywidgets need a kernel; on the site its explorer is what responds."""
     with_widgets = {
@@ -473,3 +539,27 @@ def test_a_chapter_prints_to_a4_with_every_code_line_whole(origin: str, browser)
     assert len(code_lines) > 50, f"only {len(code_lines)} code lines printed"
     assert not cut, f"{len(cut)} of {len(code_lines)} code lines cut on paper: {cut[:5]}"
     assert "Click to" not in text
+
+
+def test_search_snippets_show_maths_as_text(origin: str, browser) -> None:
+    """A result's snippet quotes the page's text, where maths is TeX until typeset: "bfloat16"
+    finds chapter 10's KV-cache sum, which read "\\[ 64 \\text{ layers} \\times 2 ..." before
+    static/book.js rewrote it as "64 layers × 2 ..."."""
+    context = browser.new_context(viewport=PHONE)
+    context.route(
+        "**/*",
+        lambda r: r.continue_() if r.request.url.startswith(origin + "/") else r.abort(),
+    )
+    page = context.new_page()
+    page.goto(f"{origin}/search.html?q=bfloat16", wait_until="load")
+    page.wait_for_function(
+        "() => { const items = document.querySelectorAll('#search-results li');"
+        " return items.length && [...items].every(li => li.querySelector('p.context')); }",
+        timeout=SEARCH_TIMEOUT_MS,
+    )
+    snippets = page.eval_on_selector_all(
+        "#search-results p.context", "paragraphs => paragraphs.map(p => p.innerText)"
+    )
+    context.close()
+    assert any("×" in snippet for snippet in snippets), snippets
+    assert not [snippet for snippet in snippets if "\\" in snippet]
