@@ -475,7 +475,8 @@ def test_the_router_explorer_shows_the_jitter_strength_that_ran(origin: str, bro
     readout = page.locator("#explorer-router-strength + output").inner_text()
     alt = figure_alt(page.locator("#explorer-router"))
     context.close()
-    assert readout == "2 \u2192 0.95" and "noise strength σ 2 \u2192 0.95" in alt, (readout, alt)
+    assert readout == "2.0 \u2192 0.95", readout
+    assert "noise strength σ 2.0 \u2192 0.95" in alt, alt
 
 
 def test_every_chapter_with_a_live_widget_has_an_explorer_on_its_page(visits) -> None:
