@@ -206,7 +206,6 @@ _CSS = (
     ".mingrok-explorer-controls>div{display:flex;align-items:center;gap:.4em;max-width:100%}"
     ".mingrok-explorer-controls input[type=range]{width:10em;max-width:50vw}"
     ".mingrok-explorer-controls output{min-width:3em}"
-    ".mingrok-explorer-controls div:has(:disabled){opacity:.55}"
 )
 
 # Finds the images that follow the explorer in its cell's outputs, then shows the one the controls
