@@ -564,3 +564,26 @@ def test_search_snippets_show_maths_as_text(origin: str, browser) -> None:
     context.close()
     assert any("×" in snippet for snippet in snippets), snippets
     assert not [snippet for snippet in snippets if "\\" in snippet]
+
+
+def test_icons_are_inline_svgs_as_font_awesome_draws_them(site: Path) -> None:
+    """book/_ext/icon_sprite.py: no page loads fontawesome.js or keeps an `<i class="fa-...">`,
+    and each icon's SVG has the classes Font Awesome's script gives it: the icon's name but no
+    style class (the theme places `.fa-solid.fa-magnifying-glass` absolutely in the search form,
+    over the placeholder, a rule meant for the `<i>` before the swap)."""
+    from bs4 import BeautifulSoup
+
+    styles = {"fa-solid", "fas", "fa-regular", "far", "fa-brands", "fab"}
+    problems, icons = [], 0
+    for path in pages(site):
+        page = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+        name = path.relative_to(site).as_posix()
+        if page.select('script[src*="fontawesome"], link[href*="fontawesome"]'):
+            problems.append(f"{name}: loads fontawesome.js")
+        problems += [f"{name}: {e}" for e in page.select('i[class*="fa-"], span[class*="fa-"]')]
+        for svg in page.select("svg.svg-inline--fa"):
+            icons += 1
+            use = svg.find("use")
+            if styles & set(svg["class"]) or not (use and page.select_one(use["href"])):
+                problems.append(f"{name}: {svg['class']} {use}")
+    assert icons > 0 and not problems, problems[:5]

@@ -5,9 +5,10 @@ that swaps each `<i class="fa-solid fa-bars">` for an SVG when the page has load
 to show about fifteen icons. After the build, this writes into each page a hidden
 `<svg><symbol>` sprite of the icons that page uses (their outlines read from the theme's own copy
 of Font Awesome, so they follow the theme's version), replaces each icon element with an `<svg>`
-that `<use>`s its symbol, keeping its classes and attributes, and drops `fontawesome.js` from the
-page and from the site. Icons then show before any script runs, and a page carries a few kB of
-outlines instead. The outlines are Font Awesome Free (CC BY 4.0), credited in each sprite.
+that `<use>`s its symbol, with its attributes and the classes Font Awesome's script would give,
+and drops `fontawesome.js` from the page and from the site. Icons then show before any script
+runs, and a page carries a few kB of outlines instead. The outlines are Font Awesome Free (CC BY
+4.0), credited in each sprite.
 
 An icon the theme's copy does not have fails the build: a page would otherwise show an empty box.
 """
@@ -41,21 +42,26 @@ BODY = re.compile(r"<body\b[^>]*>")
 CREDIT = "Font Awesome Free by @fontawesome - https://fontawesome.com - CC BY 4.0"
 
 
-def read_icons(fontawesome_js: str) -> dict[tuple[str, str], tuple[int, int, list[str]]]:
-    """(style, name or alias) -> (width, height, outline paths), from the theme's bundle."""
-    icons: dict[tuple[str, str], tuple[int, int, list[str]]] = {}
+Icon = tuple[int, int, list[str], str]  # width, height, outline paths, the icon's own name
+
+
+def read_icons(fontawesome_js: str) -> dict[tuple[str, str], Icon]:
+    """(style, name or alias) -> the icon, from the theme's bundle."""
+    icons: dict[tuple[str, str], Icon] = {}
     for pack in PACK.finditer(fontawesome_js):
         for icon in ICON.finditer(pack["icons"]):
             paths = re.findall(r'"([^"]*)"', icon["path"])
-            entry = (int(icon["width"]), int(icon["height"]), [p for p in paths if p])
-            names = [icon["quoted"] or icon["bare"], *re.findall(r'"([^"]+)"', icon["aliases"])]
+            name = icon["quoted"] or icon["bare"]
+            entry = (int(icon["width"]), int(icon["height"]), [p for p in paths if p], name)
+            names = [name, *re.findall(r'"([^"]+)"', icon["aliases"])]
             for name in names:
                 icons[(pack["style"], name)] = entry
     return icons
 
 
 def icon_of(classes: list[str], icons: dict) -> tuple[str, str] | None:
-    """The (style, name) an element's classes ask for; None if they name no icon."""
+    """The (style, name) an element's classes ask for; None if they name no icon. The name is the
+    icon's own, not the alias the classes may use (`fa-search` is `magnifying-glass`)."""
     styles = [STYLE_OF_CLASS[c] for c in classes if c in STYLE_OF_CLASS]
     if not styles:
         return None
@@ -63,7 +69,7 @@ def icon_of(classes: list[str], icons: dict) -> tuple[str, str] | None:
     found = [(styles[0], name) for name in names if (styles[0], name) in icons]
     if not found:
         raise ExtensionError(f"icon_sprite: no Font Awesome icon among the classes {classes}")
-    return found[0]
+    return found[0][0], icons[found[0]][3]
 
 
 def inline_icons(page: str, icons: dict) -> str:
@@ -76,12 +82,22 @@ def inline_icons(page: str, icons: dict) -> str:
         if icon is None:
             return match[0]
         symbol = used.setdefault(icon, f"fa-{icon[0]}-{icon[1]}")
-        width, height, _ = icons[icon]
+        width, height, _, name = icons[icon]
+        # The classes Font Awesome's script gives its SVG: no style class (the theme positions
+        # `.fa-solid.fa-magnifying-glass` in its search form only before the swap), the icon's own
+        # name, then the element's other classes.
+        entry = icons[icon]
+        rest = [
+            c
+            for c in classes
+            if c not in STYLE_OF_CLASS and icons.get((icon[0], c.removeprefix("fa-"))) is not entry
+        ]
         attrs = match["attrs"].replace(f'class="{match["classes"]}"', "").strip()
         attrs = f" {attrs}" if attrs else ""
         return (
-            f'<svg class="svg-inline--fa {" ".join(classes)}"{attrs} viewBox="0 0 {width} {height}"'
-            f' aria-hidden="true" focusable="false"><use href="#{symbol}"></use></svg>'
+            f'<svg class="{" ".join(["svg-inline--fa", f"fa-{name}", *rest])}"{attrs}'
+            f' viewBox="0 0 {width} {height}" aria-hidden="true" focusable="false">'
+            f'<use href="#{symbol}"></use></svg>'
         )
 
     page = ELEMENT.sub(svg, page)
