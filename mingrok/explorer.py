@@ -10,9 +10,14 @@ control values when the chapter executes, and displays
 
 The script shows the PNG that matches the controls and hides the others, in the book's page (where
 book/_ext/explorer_figures.py makes the outputs one figure), in JupyterLab and in Colab (all outputs
-of a cell share one container there). The HTML names only the grid, never a computed number, so it
-is the same on every machine; the PNGs carry the results, and nbval does not compare images. Without
-JavaScript the reader sees every state, one after another.
+of a cell share one container there). A control that cannot change the figure in the current state
+(every one of its values shows the same figure: the noise strength while the noise is off) is
+disabled, and the image's alt text says so; a control whose value was replaced by another before
+drawing (`same_figure`, e.g. a strength capped at 0.95) shows the value that ran beside its own.
+
+The HTML names only the grid, never a computed number, so it is the same on every machine; the PNGs
+carry the results, and nbval does not compare images. Without JavaScript the reader sees every
+state, one after another.
 """
 
 from __future__ import annotations
@@ -82,6 +87,8 @@ class Explorer:
     pngs: tuple[bytes, ...]
     figure_of: tuple[int, ...]
     alt: str
+    # grid point -> per control, the label of the value that ran where `same_figure` replaced it
+    ran: tuple[tuple[str | None, ...] | None, ...] = ()
 
     def html(self) -> str:
         """The controls and the script; depends on the grid only, never on a computed value."""
@@ -92,6 +99,7 @@ class Explorer:
             "names": [c.label for c in self.controls],
             "alt": self.alt,
             "outputs": list(CELL_OUTPUTS),
+            "ran": {str(point): labels for point, labels in enumerate(self.ran) if labels},
         }
         rows = "\n".join(_control_html(self.name, i, c) for i, c in enumerate(self.controls))
         return (
@@ -140,9 +148,15 @@ def build_explorer(
     pngs: list[bytes] = []
     index_of: dict[tuple, int] = {}
     figure_of = []
+    ran = []
     for values in itertools.product(*(c.values for c in controls)):
         choice = canonical(dict(zip(names, values, strict=True)))
         key = tuple(choice[n] for n in names)
+        replaced = tuple(
+            None if choice[c.name] == value else _label_of(c, choice[c.name])
+            for c, value in zip(controls, values, strict=True)
+        )
+        ran.append(replaced if any(label is not None for label in replaced) else None)
         if key not in index_of:
             with plt.rc_context({"font.size": font_size}):
                 figure = draw(**choice)
@@ -152,7 +166,14 @@ def build_explorer(
             index_of[key] = len(pngs)
             pngs.append(buffer.getvalue())
         figure_of.append(index_of[key])
-    return Explorer(name, tuple(controls), tuple(pngs), tuple(figure_of), alt)
+    return Explorer(name, tuple(controls), tuple(pngs), tuple(figure_of), alt, tuple(ran))
+
+
+def _label_of(control: Control, value: Any) -> str:
+    """How `control` shows `value`: its own label for one of its values, else the value."""
+    if value in control.values:
+        return control.shown[list(control.values).index(value)]
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _control_html(explorer: str, index: int, control: Control) -> str:
@@ -206,22 +227,41 @@ _SCRIPT = """
     function position(field) {
       return field.type === "checkbox" ? (field.checked ? 1 : 0) : Number(field.value);
     }
+    function pointOf(positions) {
+      return positions.reduce(function (point, at, i) { return point * config.shape[i] + at; }, 0);
+    }
     function update() {
-      var point = 0, words = [];
+      var positions = Array.prototype.map.call(fields, position);
+      var point = pointOf(positions), ran = config.ran[String(point)] || [];
+      var words = [], idle = [];
       fields.forEach(function (field, i) {
-        var at = position(field), text = config.labels[i][at];
-        point = point * config.shape[i] + at;
-        words.push(config.names[i] + " " + text);
+        // Inert here when every value of this control, the others as they are, shows one figure.
+        var figures = {};
+        for (var v = 0; v < config.shape[i]; v++) {
+          var other = positions.slice();
+          other[i] = v;
+          figures[config.figureOf[pointOf(other)]] = true;
+        }
+        field.disabled = Object.keys(figures).length < 2;
+        var text = config.labels[i][positions[i]];
+        if (ran[i] && !field.disabled) text += " \u2192 " + ran[i];  // the value that ran
+        if (field.disabled) idle.push(config.names[i]);
+        else words.push(config.names[i] + " " + text);
         if (field.type === "range") {
           field.setAttribute("aria-valuetext", text);
           var readout = field.nextElementSibling;  // changed only when it differs: see observer
           if (readout.textContent !== text) readout.textContent = text;
         }
       });
+      var alt = config.alt + " Showing: " + words.join(", ") + ".";
+      if (idle.length) {
+        alt += " " + idle.join(" and ") + (idle.length > 1 ? " have" : " has") +
+          " no effect in this setting and " + (idle.length > 1 ? "are" : "is") + " disabled.";
+      }
       var shown = config.figureOf[point];
       images().forEach(function (img, i) {  // style, not `hidden`: a theme may style img display
         img.style.display = i === shown ? "" : "none";
-        if (i === shown) img.alt = config.alt + " Showing: " + words.join(", ") + ".";
+        if (i === shown && img.alt !== alt) img.alt = alt;
       });
       root.setAttribute("data-figure", String(shown));
     }

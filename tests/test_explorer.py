@@ -72,6 +72,25 @@ def test_the_html_names_the_grid_and_never_a_computed_value() -> None:
     assert 'value="1" aria-valuetext="1.0"' in page and 'data-control="0">' in page  # unchecked
 
 
+def test_the_html_names_the_value_that_ran_where_same_figure_replaced_one() -> None:
+    """Noise off: every strength ran as 0.5 (listed, the script disables the slider there); noise
+    on: 2.0 ran capped at 0.95, a value the slider does not offer."""
+
+    def same(choice):
+        if not choice["noise"]:
+            return {**choice, "strength": 0.5}
+        return {**choice, "strength": min(choice["strength"], 0.95)}
+
+    explorer = build_explorer("demo", CONTROLS, line_figure, alt="A line.", same_figure=same)
+    assert explorer.figure_of == (0, 0, 0, 1, 2, 2)
+    assert config_of(explorer.html())["ran"] == {
+        "1": [None, "0.5"],
+        "2": [None, "0.5"],
+        "4": [None, "0.95"],
+        "5": [None, "0.95"],
+    }
+
+
 def test_a_select_marks_its_initial_value() -> None:
     kind = Control("kind", "kind", ("gaussian", "jitter"), "jitter", labels=("Gaussian", "jitter"))
     page = build_explorer("kinds", [kind], lambda kind: line_figure(True, 1.0), alt="A.").html()
