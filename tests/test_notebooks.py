@@ -644,6 +644,8 @@ def sanitize(text: str) -> str:
         ("prefill took 12.3 ms, decode 0.8 s", "prefill took DURATION, decode DURATION"),
         ("CPU times: user 1.2 s, sys: 30 µs", "CPU times: user DURATION, sys: DURATION"),
         ("generated 1234.5 tokens/s", "generated THROUGHPUT"),
+        ("int8:     1301 tokens/s", "int8: THROUGHPUT"),  # right-aligned rates of 4 digits
+        ("int8:      861 tokens/s", "int8: THROUGHPUT"),  # and of 3 compare equal
         ("the cache is 3.1× faster", "the cache is RATIO faster"),
         ("<Linear object at 0x7f3a2c1b9e50>", "<Linear object at 0xADDRESS>"),
         (

@@ -27,6 +27,10 @@ KERNEL_NAME = "python3"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 OK, ERROR, TIMEOUT, CRASHED = "ok", "error", "timeout", "crashed"
 
+# Each kernel picks five free TCP ports and binds them a moment later; a kernel started at the same
+# time in another worker process can draw one of them first (ZMQError "Address already in use"),
+# and the kernel dies before it answers. Seen once in a full `make test` with --jobs 2.
+KERNEL_NEVER_STARTED = "Kernel died before replying to kernel_info"
 Task = TypeVar("Task")
 Result = TypeVar("Result")
 
@@ -74,8 +78,7 @@ def execute_notebook(
     def time_left(cell) -> float | None:  # nbclient reads 0 or None as "no limit"
         return None if deadline is None else max(deadline - time.monotonic(), 0.01)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    def run() -> None:
         papermill.execute_notebook(
             str(source),
             str(output),
@@ -91,6 +94,15 @@ def execute_notebook(
             # encrypted, and logs the interrupt that precedes every shutdown as an error.
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        try:
+            run()
+        except RuntimeError as error:
+            if not str(error).startswith(KERNEL_NEVER_STARTED):
+                raise
+            run()  # once more: no cell ran, so nothing is repeated
     except PapermillExecutionError as error:
         fallback = f"In [{error.exec_count}]: {error.ename}: {error.evalue}"
         message = _first_error_of(output) or fallback
