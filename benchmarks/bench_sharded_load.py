@@ -18,27 +18,26 @@ OVERHEAD_BYTES (64 MiB) is a stated allowance for the allocator and the reader's
 a measurement. Float32 weights add the transient of dequantising the largest matrix piece
 (a bfloat16 product and its float32 copy, 6 bytes a value).
 
-Measured on the shared 2-vCPU VM (torch 2.13, glibc malloc, other jobs running; MiB; 'meta' is
-the meta model built and split, before the first file; the checkpoint is 237 MiB in 50 files,
-the largest the 32 MiB float32 embedding):
+Measured on a 2-vCPU VM (torch 2.13, glibc malloc; MiB; two runs; the checkpoint is 237 MiB in
+50 files, the largest the 32 MiB float32 embedding). The loader hands each dropped file back to
+the system (glibc's ``malloc_trim``, :func:`mingrok.parallel.load.fill`); before it did, glibc's
+growing mmap threshold kept freed file-sized blocks on the heap, and float32 ranks went up to
+25 MiB over the bound (last column):
 
-    ranks strategy weights   peak−before  shard   bound   with MALLOC_MMAP_THRESHOLD_=1 MiB
-    2     tensor   int8      177–189      134.6   230.6   173
-    2     expert   int8      177–194      140.6   236.6   177
-    1     (whole)  int8      274          237.0   333.0   268
-    2     tensor   float32   545–609      440.2   584.2   469
-    2     expert   float32   576–624      464.2   608.2   484
-    1     (whole)  float32   917–946      848.2  1040.2   889
+    ranks strategy weights   peak−before  shard   bound   before the trim
+    2     tensor   int8      157          134.6   230.6   177–189
+    2     expert   int8      161          140.6   236.6   177–194
+    1     (whole)  int8      267          237.0   333.0   274
+    2     tensor   float32   482–498      440.2   584.2   545–609
+    2     expert   float32   500–516      464.2   608.2   576–624
+    1     (whole)  float32   902          848.2  1040.2   917–946
 
-(ranges: both ranks over three runs of the default; one run with the fixed threshold.)
-
-Int8-resident loading stays within its shard + the largest file + 64 MiB on every rank. With
-float32 weights glibc's default allocator keeps up to 25 MiB more than the bound on some ranks
-(its mmap threshold grows after a large block is freed, so later blocks come from the heap and
-stay mapped after they are freed); with a fixed threshold (``--malloc-mmap-threshold 1048576``)
-every rank's peak is its shard plus 20–40 MiB, less than the largest file. The meta model costs
-37–45 MiB (its modules, DTensor's imports). At Grok-1's scale the same bound reads, per rank of
-8 with int8: 39.7 GiB of weights + the 3 GiB embedding file + 64 MiB.
+Every rank now stays within its shard + the largest file + 64 MiB: int8 ranks at their shard
++ 20–30 MiB, float32 ranks at their shard + 42–58 MiB (the dequantising transient included).
+``--malloc-mmap-threshold 1048576`` (a fixed threshold) gave 469–484 MiB for the float32 ranks
+before the trim existed. The meta model costs 33–38 MiB (its modules, DTensor's imports). At
+Grok-1's scale the same bound reads, per rank of 8 with int8: 39.7 GiB of weights + the 3 GiB
+embedding file + 64 MiB.
 """
 
 from __future__ import annotations
