@@ -76,13 +76,8 @@ def rank_needs(
     width = 2 if storage == "bfloat16" else 4  # the embedding's and the cache's bytes per value
     kv_ranks = world_size if layout == "tensor" else 1  # expert parallel replicates attention
     tensors = weights(config, layout)
-    # mingrok.parallel keeps the tied embedding whole on every rank (xAI splits it by D)
-    embedding = next(weight for weight in tensors if weight.name == "in_out_embed")
-    whole_embedding = 4 * (
-        math.prod(embedding.shape) - math.prod(embedding.shard_shape(world_size))
-    )
     parts = {
-        "weights": weight_bytes(config, storage, world_size, layout) + whole_embedding,
+        "weights": weight_bytes(config, storage, world_size, layout),
         "KV cache": kv_cache_bytes(config, config.max_seq_len, width, kv_ranks),
         "reading": max(weight.released_bytes() for weight in tensors),
     }
