@@ -6,8 +6,7 @@ and :func:`check_fits` compares them with what the device has free, before anyth
 
     weights        what the rank keeps: its shard of every tensor in the layout (tensor or
                    expert parallel), int8 + bfloat16 scales for the quantised matrices when
-                   ``--weights int8`` (the released bytes), float32 otherwise; the tied
-                   embedding whole, as :mod:`mingrok.parallel` keeps it
+                   ``--weights int8`` (the released bytes), float32 otherwise
     KV cache       float32 keys and values of the rank's KV heads for the cache's capacity
                    (the eager decoder allocates max_seq_len positions up front)
     reading        the largest released file, read whole before its shard is cut
