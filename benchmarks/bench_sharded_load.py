@@ -25,19 +25,22 @@ growing mmap threshold kept freed file-sized blocks on the heap, and float32 ran
 25 MiB over the bound (last column):
 
     ranks strategy weights   peak−before  shard   bound   before the trim
-    2     tensor   int8      157          134.6   230.6   177–189
+    2     tensor   int8      141          118.6   214.6   177–189 *
     2     expert   int8      161          140.6   236.6   177–194
     1     (whole)  int8      267          237.0   333.0   274
-    2     tensor   float32   482–498      440.2   584.2   545–609
+    2     tensor   float32   466–482      424.2   568.2   545–609 *
     2     expert   float32   500–516      464.2   608.2   576–624
     1     (whole)  float32   902          848.2  1040.2   917–946
+
+(* measured when tensor ranks still kept the 32 MiB embedding whole, 16 MiB more shard; the
+tensor rows' other columns come from one run with the embedding split by D.)
 
 Every rank now stays within its shard + the largest file + 64 MiB: int8 ranks at their shard
 + 20–30 MiB, float32 ranks at their shard + 42–58 MiB (the dequantising transient included).
 ``--malloc-mmap-threshold 1048576`` (a fixed threshold) gave 469–484 MiB for the float32 ranks
 before the trim existed. The meta model costs 33–38 MiB (its modules, DTensor's imports). At
-Grok-1's scale the same bound reads, per rank of 8 with int8: 39.7 GiB of weights + the 3 GiB
-embedding file + 64 MiB.
+Grok-1's scale the same bound reads, per tensor-parallel rank of 8 with int8: 37.1 GiB of
+weights (the released shard, embedding split by D) + the 3 GiB embedding file + 64 MiB.
 """
 
 from __future__ import annotations

@@ -53,6 +53,14 @@ class MinGrokOutput:
         return total
 
 
+class TiedEmbedding(nn.Embedding):
+    """Grok-1's ``in_out_embed``: one matrix E [V, D] looks tokens up and, transposed, unembeds."""
+
+    def unembed(self, normed: torch.Tensor) -> torch.Tensor:
+        """[B, T, D] final-normed hidden states → [B, T, V] logits, normed · Eᵀ."""
+        return normed @ self.weight.t()
+
+
 class DecoderLayer(nn.Module):
     """Attention then MoE, each wrapped in a pre-norm and a post-norm before the residual add."""
 
@@ -98,7 +106,7 @@ class MinGrok(nn.Module):
     def __init__(self, config: MinGrokConfig) -> None:
         super().__init__()
         self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.d_model)  # in_out_embed (tied)
+        self.embed = TiedEmbedding(config.vocab_size, config.d_model)  # in_out_embed
         self.layers = nn.ModuleList(DecoderLayer(config, i) for i in range(config.num_layers))
         self.final_norm = RMSNorm(config.d_model, config.rms_norm_eps)
         self.reset_parameters()
@@ -160,7 +168,7 @@ class MinGrok(nn.Module):
             router_stats.append(stats)
         if cache is not None:
             cache.advance(tokens.shape[1])
-        logits = self.final_norm(h) @ self.embed.weight.t()
+        logits = self.embed.unembed(self.final_norm(h))
         logits = (logits * multiplier_in(config.output_multiplier, logits.dtype)).float()
         return MinGrokOutput(
             logits, router_stats, config.router_aux_loss_coef, config.router_z_loss_coef

@@ -6,8 +6,7 @@ and :func:`check_fits` compares them with what the device has free, before anyth
 
     weights        what the rank keeps: its shard of every tensor in the layout (tensor or
                    expert parallel), int8 + bfloat16 scales for the quantised matrices when
-                   ``--weights int8`` (the released bytes), float32 otherwise; the tied
-                   embedding whole, as :mod:`mingrok.parallel` keeps it
+                   ``--weights int8`` (the released bytes), float32 otherwise
     KV cache       float32 keys and values of the rank's KV heads for the cache's capacity
                    (the eager decoder allocates max_seq_len positions up front)
     reading        the largest released file, read whole before its shard is cut
@@ -76,13 +75,8 @@ def rank_needs(
     width = 2 if storage == "bfloat16" else 4  # the embedding's and the cache's bytes per value
     kv_ranks = world_size if layout == "tensor" else 1  # expert parallel replicates attention
     tensors = weights(config, layout)
-    # mingrok.parallel keeps the tied embedding whole on every rank (xAI splits it by D)
-    embedding = next(weight for weight in tensors if weight.name == "in_out_embed")
-    whole_embedding = 4 * (
-        math.prod(embedding.shape) - math.prod(embedding.shard_shape(world_size))
-    )
     parts = {
-        "weights": weight_bytes(config, storage, world_size, layout) + whole_embedding,
+        "weights": weight_bytes(config, storage, world_size, layout),
         "KV cache": kv_cache_bytes(config, config.max_seq_len, width, kv_ranks),
         "reading": max(weight.released_bytes() for weight in tensors),
     }

@@ -56,6 +56,9 @@ def training_loss(model: MinGrok, tokens: torch.Tensor, input_mask: torch.Tensor
 def check_model(model, tokens, input_mask, mesh: DeviceMesh, strategy: str) -> dict[str, float]:
     reference = copy.deepcopy(model).train()
     sharded = parallelize(copy.deepcopy(model), mesh, strategy).train()
+    if strategy == "tensor":  # the tied embedding is split along D, not replicated
+        embed = model.embed.weight
+        assert sharded.embed.weight.shape == (embed.shape[0], embed.shape[1] // mesh.size())
     expected, expected_loss = training_loss(reference, tokens, input_mask)
     found, found_loss = training_loss(sharded, tokens, input_mask)
     expected_loss.backward()

@@ -43,6 +43,9 @@ def main(path: str, config_path: str) -> None:
     for strategy in strategies:
         for weights in WEIGHTS:
             model = load_sharded(path, config, run, strategy, weights)
+            if strategy == "tensor":  # the tied embedding is cut along D, not kept whole
+                embed = model.embed.weight
+                assert embed.shape == (config.vocab_size, config.d_model // run.world_size)
             with torch.no_grad():
                 found = model(tokens)
             diff = (found.logits - expected.logits).abs().max().item()

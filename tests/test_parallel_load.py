@@ -98,13 +98,13 @@ def test_one_process_streamed_load_is_the_whole_model(synthetic):
 def test_a_rank_count_that_cannot_split_the_shapes_lists_the_sizes_allowed(
     world_size, strategy, message
 ):
-    config = tiny_config(d_model=32, ffn_size=48)
+    config = tiny_config(d_model=48, ffn_size=48)
     with pytest.raises(ValueError, match=re.escape(message)):
         build_sharded(config, DistributedRun(0, world_size, CPU), strategy)
 
 
 def test_a_tensor_split_must_cut_the_released_rows_along_their_scale_blocks():
-    config = tiny_config(d_model=32, ffn_size=48)  # 6 query heads, 2 KV heads: 6 ranks split it
+    config = tiny_config(d_model=48, ffn_size=48)  # 6 query heads, 2 KV heads: 6 ranks split it
     message = (
         "world_size=6 cuts the rows of multi_head_attention/linear and moe/linear_1 into 6 "
         "blocks, which do not line up with their 8 bfloat16 scale blocks as released; "

@@ -20,9 +20,8 @@ CPU = torch.device("cpu")
 
 def test_grok1_on_its_8_way_mesh_keeps_the_released_bytes_per_rank():
     needs = rank_needs(GROK1, 8, "tensor", "int8")
-    # chapter 10's 37.1 GiB, plus 7/8 of the float32 embedding that mingrok.parallel keeps whole
-    embedding_rest = 4 * 131072 * 6144 * 7 // 8
-    assert needs.parts["weights"] == weight_bytes(GROK1, "released", 8) + embedding_rest
+    # chapter 10's 37.1 GiB: the tied embedding too is split by D, 1/8 of it per rank
+    assert needs.parts["weights"] == weight_bytes(GROK1, "released", 8)
     assert round(weight_bytes(GROK1, "released", 8) / GiB, 1) == 37.1
     assert needs.parts["KV cache"] == GiB // 2  # float32, 1 KV head of 8, 8192 positions
     assert needs.parts["reading"] == 4 * 131072 * 6144  # the float32 embedding, the largest file
@@ -30,7 +29,7 @@ def test_grok1_on_its_8_way_mesh_keeps_the_released_bytes_per_rank():
     assert needs.parts["runtime"] == RUNTIME_BYTES
     assert needs.total == sum(needs.parts.values())
     float32 = rank_needs(GROK1, 8, "tensor", "float32")
-    assert float32.parts["weights"] == weight_bytes(GROK1, "float32", 8) + embedding_rest
+    assert float32.parts["weights"] == weight_bytes(GROK1, "float32", 8)
     assert "dequantising" not in float32.parts
 
 

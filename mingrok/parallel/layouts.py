@@ -36,15 +36,17 @@ def sum_gradients(replicated: torch.Tensor, mesh: DeviceMesh) -> torch.Tensor:
     return dtensor.to_local(grad_placements=[Partial()])
 
 
-def rows_of_this_rank(replicated: torch.Tensor, mesh: DeviceMesh) -> torch.Tensor:
-    """Block r of the rows of a tensor every rank holds (torch.chunk's blocks; may be empty)."""
+def rows_of_this_rank(replicated: torch.Tensor, mesh: DeviceMesh, dim: int = 0) -> torch.Tensor:
+    """Block r along ``dim`` (the rows by default) of a tensor every rank holds (torch.chunk's
+    blocks; may be empty)."""
     dtensor = DTensor.from_local(replicated, mesh, [Replicate()])
-    return dtensor.redistribute(mesh, [Shard(0)]).to_local()
+    return dtensor.redistribute(mesh, [Shard(dim)]).to_local()
 
 
-def all_rows(rows: torch.Tensor, mesh: DeviceMesh, num_rows: int) -> torch.Tensor:
-    """The inverse of :func:`rows_of_this_rank`: every rank's block, concatenated, on every rank."""
-    shape = (num_rows, *rows.shape[1:])
+def all_rows(rows: torch.Tensor, mesh: DeviceMesh, num_rows: int, dim: int = 0) -> torch.Tensor:
+    """The inverse of :func:`rows_of_this_rank`: every rank's block along ``dim`` (of
+    ``num_rows`` in all), concatenated, on every rank."""
+    shape = (*rows.shape[:dim], num_rows, *rows.shape[dim + 1 :])
     stride = torch.empty(shape, device="meta").stride()
-    dtensor = DTensor.from_local(rows, mesh, [Shard(0)], shape=torch.Size(shape), stride=stride)
+    dtensor = DTensor.from_local(rows, mesh, [Shard(dim)], shape=torch.Size(shape), stride=stride)
     return dtensor.full_tensor()

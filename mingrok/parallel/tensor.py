@@ -21,13 +21,15 @@ Megatron-LM's scheme (Shoeybi et al. 2019), written with PyTorch's own plans
 * **Router: replicated.** Every rank computes the same logits from the same (all-reduced) input
   with the same float32 weights, so routing is identical on every rank without communication;
   a sharded router would need an all-gather before top-k.
-* **Embedding and unembedding: replicated.** They are one tied matrix; vocabulary sharding
-  would need a masked lookup plus an all-reduce on input and an all-gather of logits on output,
-  and at the course's 128 tokens it saves nothing. (Grok-1's table is 131072 × 6144, 1.6 GB in
-  bf16, which xAI shards; the same ``ColwiseParallel`` on ``embed`` would do it.)
+* **Embedding and unembedding: split along D**, as xAI shards Grok-1's tied 131072 × 6144 table
+  (1.6 GB in bf16). Rank r keeps columns r·D/R … of E. The lookup gives each rank [B, T, D/R],
+  all-gathered to [B, T, D]; the unembedding multiplies the rank's D/R slice of the normed
+  hidden state by its slice of E, logits = Σ_r h_r E_rᵀ, one all-reduce of [B, T, V] partials
+  (:class:`TensorParallelEmbedding`). R must divide D.
 * **Norms: replicated**, they act on whole hidden vectors that every rank holds.
 
-Per layer the forward pass costs two all-reduces of [B, T, D] activations (attention and MoE).
+Per layer the forward pass costs two all-reduces of [B, T, D] activations (attention and MoE);
+the embedding adds one all-gather of [B, T, D] and one all-reduce of [B, T, V] logits.
 The rank's modules see the config of their slice (H/R, G/R heads, F/R hidden), so a KV cache
 made by ``KVCache.for_model`` holds only the rank's KV heads.
 """
@@ -40,9 +42,9 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
 from ..config import MinGrokConfig
-from ..model import MinGrok
+from ..model import MinGrok, TiedEmbedding
 from ..moe import MoELayer, MoEOutput, sparse_moe
-from .layouts import sum_gradients, sum_partials
+from .layouts import all_rows, rows_of_this_rank, sum_gradients, sum_partials
 
 ATTENTION_PLAN = {
     "query": ColwiseParallel(),
@@ -58,20 +60,24 @@ def check_tensor_parallel(config: MinGrokConfig, world_size: int) -> None:
     if world_size not in allowed:
         raise ValueError(
             f"world_size={world_size} cannot split num_kv_heads={config.num_kv_heads} KV heads, "
-            f"num_q_heads={config.num_q_heads} query heads and ffn_dim={config.ffn_dim}: each "
-            "rank needs whole KV groups (or one KV head shared with others, for world sizes "
-            f"that are multiples of num_kv_heads) and an equal slice of F; allowed: {allowed}"
+            f"num_q_heads={config.num_q_heads} query heads, ffn_dim={config.ffn_dim} and "
+            f"d_model={config.d_model}: each rank needs whole KV groups (or one KV head shared "
+            "with others, for world sizes that are multiples of num_kv_heads) and equal slices "
+            f"of F and D; allowed: {allowed}"
         )
 
 
 def allowed_tensor_parallel_sizes(config: MinGrokConfig) -> list[int]:
     """R dividing G (whole KV groups per rank) or R a multiple of G dividing H (a shared KV
-    head per rank), and in both cases R dividing the experts' hidden width F."""
+    head per rank), and in both cases R dividing the experts' hidden width F and the model
+    width D (the embedding's split)."""
     heads, groups = config.num_q_heads, config.num_kv_heads
     return [
         r
         for r in range(1, heads + 1)
-        if (groups % r == 0 or (r % groups == 0 and heads % r == 0)) and config.ffn_dim % r == 0
+        if (groups % r == 0 or (r % groups == 0 and heads % r == 0))
+        and config.ffn_dim % r == 0
+        and config.d_model % r == 0
     ]
 
 
@@ -119,6 +125,31 @@ class TensorParallelMoE(nn.Module):
         return MoEOutput(sum_partials(partial, self.mesh).view(batch, steps, width), stats)
 
 
+class TensorParallelEmbedding(nn.Module):
+    """The tied embedding E [V, D] split along D: ``weight`` is the rank's columns r·D/R … .
+
+    Lookup: E[token] = concat_r E_r[token], an all-gather of [B, T, D/R] (its backward keeps the
+    rank's block of the gradient, whole on every rank). Unembedding: h Eᵀ = Σ_r h_r E_rᵀ with h_r
+    the rank's D/R slice of h, one all-reduce (:func:`sum_partials`); taking the slice gives h's
+    gradient as the all-gather of the ranks' slices' gradients.
+    """
+
+    def __init__(self, embed: TiedEmbedding, mesh: DeviceMesh) -> None:
+        super().__init__()
+        self.mesh = mesh
+        self.d_model = embed.embedding_dim
+        self.weight = _slice(embed.weight, 1, mesh.get_local_rank(), mesh.size())
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return all_rows(
+            nn.functional.embedding(tokens, self.weight), self.mesh, self.d_model, dim=tokens.dim()
+        )
+
+    def unembed(self, normed: torch.Tensor) -> torch.Tensor:
+        mine = rows_of_this_rank(normed, self.mesh, dim=normed.dim() - 1)
+        return sum_partials(mine @ self.weight.t(), self.mesh)
+
+
 def tensor_parallel(model: MinGrok, mesh: DeviceMesh) -> MinGrok:
     """Shard ``model`` in place over the 1-D ``mesh`` (every rank holding the same full weights
     beforehand) and return it; its forward pass then equals the unsharded model's on every rank."""
@@ -132,6 +163,7 @@ def tensor_parallel(model: MinGrok, mesh: DeviceMesh) -> MinGrok:
                 _keep_shared_kv_head(projection, model.config, mesh)
         layer.attention.config = local_config
         layer.moe = TensorParallelMoE(layer.moe, mesh)
+    model.embed = TensorParallelEmbedding(model.embed, mesh)
     model.config = local_config
     return model
 
