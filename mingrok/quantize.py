@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import torch
 
 from .grok1 import dequantize
+from .released import quantize
 
 INPUT_MULTIPLE = 16  # the int8 kernel's input width must be a multiple of this
-LEVELS = 127  # symmetric: q ∈ [−127, 127]
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,8 @@ class Int8Matrix:
                 f"int8 weights need a matrix [K, N] with K a multiple of {INPUT_MULTIPLE} "
                 f"(the int8 kernel's input width); got shape {tuple(weight.shape)}"
             )
-        columns = weight.detach().float().t()  # [N, K]
-        peak = columns.abs().amax(dim=1)
-        scales = torch.where(peak > 0, peak / LEVELS, torch.ones_like(peak)).to(torch.bfloat16)
-        values = torch.round(columns / scales.float()[:, None]).clamp_(-LEVELS, LEVELS)
-        return cls(values.to(torch.int8).contiguous(), scales)
+        released = quantize(weight, groups=1)  # the release's rule, one block: q [K, N], s [1, N]
+        return cls(released.weight.t().contiguous(), released.scales[0])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x [M, K] → x @ W [M, N] in bfloat16 (x is rounded to bfloat16 first)."""

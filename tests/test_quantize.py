@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from mingrok.grok1 import dequantize
-from mingrok.quantize import LEVELS, Int8Matrix
+from mingrok.quantize import Int8Matrix
+from mingrok.released import LEVELS
 
 
 def _weight(rows: int = 64, columns: int = 40) -> torch.Tensor:
